@@ -1,0 +1,52 @@
+"""Every limit and default of fluvial, with its unit in the name.
+
+Values that copy Fluvio's say so (`reference/fluvio-storage.md` §12); the rest are fluvial's own.
+"""
+
+from __future__ import annotations
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+# ------------------------------------------------------------------------------------------ storage
+# Fluvio's defaults (crates/fluvio-types/src/defaults.rs, crates/fluvio-storage/src/config.rs).
+SEGMENT_MAX_BYTES = 1 * GIB
+SEGMENT_MIN_BYTES = 1 * KIB                       # SC validation minimum for a topic's segment size
+INDEX_MAX_INTERVAL_BYTES = 4096                   # sparse index: one entry per this many log bytes
+INDEX_MAX_BYTES = 10 * MIB                        # cap of an active index preallocation
+INDEX_ENTRY_BYTES = 8
+BATCH_MAX_BYTES = 32 * MIB                        # Fluvio's max_request_size, enforced per batch
+MAX_PARTITION_SIZE_BYTES = 100 * GIB              # 107 374 182 400 bytes, as Fluvio
+PARTITION_MIN_BYTES = 2048
+RETENTION_SECONDS = 7 * 24 * 3600
+RETENTION_MIN_SECONDS = 10
+CLEANING_INTERVAL_SECONDS = 10.0                  # periodic retention pass
+SPU_LOGS_DIR_PREFIX = "spu-logs-"
+CHECKPOINT_FILE = "replication.chk"
+FAILED_MARKER_FILE = "replica.failed"             # written when a replica goes FAILED: verify all on reopen
+
+# Reading.
+SCAN_CHUNK_BYTES = 64 * KIB                       # header scans read this much per pread
+VERIFY_CHUNK_BYTES = 4 * MIB                      # verifier/scrub read size
+READ_MAX_BYTES = 1 * MIB                          # default max bytes of one read
+
+# Flushing (DESIGN.md §4): "os" = every batch is written to the OS (survives a process crash),
+# plus a background fsync of every dirty file this often.
+FLUSH_POLICY = "os"
+BACKGROUND_FSYNC_INTERVAL_SECONDS = 1.0
+
+# Scrub: low-priority background CRC verification of sealed segments.
+SCRUB_RATE_BYTES_PER_SECOND = 64 * MIB
+SCRUB_IDLE_SECONDS = 30.0                         # pause between full passes
+
+# ------------------------------------------------------------------------------------- space guard
+# Reserve R = 5 % of the filesystem, clamped to [1 MiB, 1 GiB] (DESIGN.md §5).
+SPACE_RESERVE_FRACTION = 0.05
+SPACE_RESERVE_MIN_BYTES = 1 * MIB
+SPACE_RESERVE_MAX_BYTES = 1 * GIB
+SPACE_LOW_FACTOR = 2.0                            # OK  -> LOW  when free < 2 R  (warn; retention runs)
+SPACE_FULL_FACTOR = 1.0                           # LOW -> FULL when free < R    (reject writes)
+SPACE_FULL_RELEASE_FACTOR = 1.5                   # FULL -> LOW when free > 1.5 R
+SPACE_OK_RELEASE_FACTOR = 2.5                     # LOW -> OK  when free > 2.5 R
+SPACE_POLL_INTERVAL_SECONDS = 1.0                 # statvfs at most this often (and at every roll)

@@ -1,0 +1,267 @@
+"""One error table for all of fluvial.
+
+* `ErrorCode` is Fluvio's wire error table (`reference/fluvio-wire.md` §12): tag, name, and the text the
+  Rust client shows.
+* Every failure fluvial raises derives from `FluvialError` and carries its data as attributes; each class
+  names the `ErrorCode` a client receives for it.
+* `RETRY_POLICY` says, per code, whether a client should retry and whether it must refresh metadata first.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ErrorCode(enum.IntEnum):
+    """Fluvio `ErrorCode` tags (i16 on the wire)."""
+
+    UNKNOWN_SERVER_ERROR = -1
+    NONE = 0
+    OFFSET_OUT_OF_RANGE = 1
+    OTHER = 2
+    NOT_LEADER_FOR_PARTITION = 6
+    REQUEST_TIMED_OUT = 7
+    MESSAGE_TOO_LARGE = 10
+    PERMISSION_DENIED = 13
+    STORAGE_ERROR = 56
+    INVALID_CREATE_REQUEST = 60
+    INVALID_DELETE_REQUEST = 61
+    OFFSET_EVICTED = 71
+    PARTITION_FULL = 72
+    PARTITION_SHORT_CIRCUITED = 73
+    SPU_ERROR = 1000
+    SPU_REGISTRATION_FAILED = 1001
+    SPU_OFFLINE = 1002
+    SPU_NOT_FOUND = 1003
+    SPU_ALREADY_EXISTS = 1004
+    TOPIC_ERROR = 2000
+    TOPIC_NOT_FOUND = 2001
+    TOPIC_ALREADY_EXISTS = 2002
+    TOPIC_PENDING_INITIALIZATION = 2003
+    TOPIC_INVALID_CONFIGURATION = 2004
+    TOPIC_NOT_PROVISIONED = 2005
+    TOPIC_INVALID_NAME = 2006
+    TOPIC_DELETED = 2007
+    TOPIC_INVALID_REPLICA_TYPE = 2008
+    PARTITION_PENDING_INITIALIZATION = 3000
+    PARTITION_NOT_LEADER = 3001
+    FETCH_SESSION_NOT_FOUND = 3002
+    OFFSET_FLUSH_REQUEST_ERROR = 3003
+    OFFSET_MANAGEMENT_DISABLED = 3004
+    MAX_RETRY_REACHED = 3005
+    MANAGED_CONNECTOR_ERROR = 5000
+    MANAGED_CONNECTOR_NOT_FOUND = 5001
+    MANAGED_CONNECTOR_ALREADY_EXISTS = 5002
+    SMART_MODULE_ERROR = 6000
+    SMART_MODULE_NOT_FOUND = 6001
+    SMART_MODULE_INVALID = 6002
+    SMART_MODULE_INVALID_EXPORTS = 6003
+    SMART_MODULE_RUNTIME_ERROR = 6004
+    SMART_MODULE_CHAIN_INIT_ERROR = 6005
+    SMART_MODULE_INIT_ERROR = 6006
+    SMART_MODULE_LOOK_BACK_ERROR = 6007
+    SMART_MODULE_MEMORY_LIMIT_EXCEEDED = 6008
+    TABLE_FORMAT_ERROR = 7000
+    TABLE_FORMAT_NOT_FOUND = 7001
+    TABLE_FORMAT_ALREADY_EXISTS = 7002
+    DERIVED_STREAM_OBJECT_ERROR = 8000
+    DERIVED_STREAM_NOT_FOUND = 8001
+    DERIVED_STREAM_JOIN_FETCH_ERROR = 8002
+    DERIVED_STREAM_INVALID = 8003
+    COMPRESSION_ERROR = 9000
+    DEDUPLICATION_SMART_MODULE_NOT_LOADED = 10000
+    DEDUPLICATION_SMART_MODULE_NAME_INVALID = 10001
+    MIRROR_NOT_FOUND = 11001
+    MIRROR_ALREADY_EXISTS = 11002
+    MIRROR_PRODUCE_FROM_HOME = 11003
+    MIRROR_DELETE_FROM_REMOTE = 11004
+    MIRROR_INVALID_TYPE = 11005
+    MIRROR_PRODUCE_FROM_REMOTE_NOT_ALLOWED = 11006
+    SYSTEM_SPEC_DELETION_ATTEMPT = 12001
+    SYSTEM_SPEC_UPDATING_ATTEMPT = 12002
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    """How a client treats an error code: retry it? refresh metadata before retrying?"""
+
+    retriable: bool
+    refresh_metadata: bool
+
+
+_FATAL = RetryRule(retriable=False, refresh_metadata=False)
+
+# The one retry table (DESIGN.md §5). Codes not listed are fatal.
+RETRY_POLICY: dict[ErrorCode, RetryRule] = {
+    ErrorCode.NOT_LEADER_FOR_PARTITION: RetryRule(True, True),
+    ErrorCode.PARTITION_NOT_LEADER: RetryRule(True, True),
+    ErrorCode.SPU_OFFLINE: RetryRule(True, True),
+    ErrorCode.SPU_NOT_FOUND: RetryRule(True, True),
+    ErrorCode.PARTITION_FULL: RetryRule(True, True),
+    ErrorCode.PARTITION_SHORT_CIRCUITED: RetryRule(True, True),
+    ErrorCode.STORAGE_ERROR: RetryRule(True, True),
+    ErrorCode.REQUEST_TIMED_OUT: RetryRule(True, False),
+    ErrorCode.TOPIC_PENDING_INITIALIZATION: RetryRule(True, True),
+    ErrorCode.PARTITION_PENDING_INITIALIZATION: RetryRule(True, True),
+    ErrorCode.TOPIC_NOT_PROVISIONED: RetryRule(True, True),
+}
+
+
+def retry_rule(code: ErrorCode | int) -> RetryRule:
+    """The retry rule for a wire code; unknown and unlisted codes are fatal."""
+    try:
+        return RETRY_POLICY.get(ErrorCode(code), _FATAL)
+    except ValueError:
+        return _FATAL
+
+
+class FluvialError(Exception):
+    """Root of every error fluvial raises on purpose."""
+
+    code: ErrorCode = ErrorCode.UNKNOWN_SERVER_ERROR
+
+    @property
+    def retry(self) -> RetryRule:
+        return retry_rule(self.code)
+
+
+# --------------------------------------------------------------------------------------------- protocol
+
+
+class ProtocolError(FluvialError):
+    """Bytes that do not decode: malformed frame, bad length, unknown key or version."""
+
+    code = ErrorCode.OTHER
+
+
+# ------------------------------------------------------------------------------------- batch validation
+
+
+class InvalidBatch(FluvialError):
+    """A produced record batch is malformed (bad CRC, bad length, empty, bad magic). Replica untouched."""
+
+    code = ErrorCode.OTHER
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid record batch: {reason}")
+        self.reason = reason
+
+
+class EmptyBatch(InvalidBatch):
+    """A batch with no records (`last_offset_delta < 0`). Never disables the partition."""
+
+    def __init__(self) -> None:
+        super().__init__("batch has no records")
+
+
+class BatchTooLarge(FluvialError):
+    """A batch larger than the segment or the per-batch limit."""
+
+    code = ErrorCode.MESSAGE_TOO_LARGE
+
+    def __init__(self, size: int, limit: int, limit_name: str) -> None:
+        super().__init__(f"record batch of {size} bytes exceeds {limit_name} ({limit} bytes)")
+        self.size = size
+        self.limit = limit
+        self.limit_name = limit_name
+
+
+class UnknownCompression(FluvialError):
+    """Compression bits 5-7 in a batch's attributes."""
+
+    code = ErrorCode.COMPRESSION_ERROR
+
+    def __init__(self, bits: int) -> None:
+        super().__init__(f"unknown compression code {bits} in batch attributes")
+        self.bits = bits
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+class OffsetEvicted(FluvialError):
+    """Read below the log start: retention removed that offset."""
+
+    code = ErrorCode.OFFSET_EVICTED
+
+    def __init__(self, offset: int, next_available: int) -> None:
+        super().__init__(f"Offset {offset} is evicted. The next available is {next_available}")
+        self.offset = offset
+        self.next_available = next_available
+
+
+class OffsetBeyondEnd(FluvialError):
+    """Read starting after the log end offset (Fluvio answers `Other` with this exact text)."""
+
+    code = ErrorCode.OTHER
+
+    def __init__(self, offset: int, leo: int) -> None:
+        super().__init__(f"start offset: {offset} is greater than leo: {leo}")
+        self.offset = offset
+        self.leo = leo
+
+
+class OffsetOutOfRange(FluvialError):
+    code = ErrorCode.OFFSET_OUT_OF_RANGE
+
+
+# ------------------------------------------------------------------------------------------- storage
+
+
+class StorageError(FluvialError):
+    """Root of storage-side failures; carries the replica and data dir when known."""
+
+    code = ErrorCode.STORAGE_ERROR
+
+    def __init__(self, message: str, *, replica: str = "", data_dir: str = "") -> None:
+        super().__init__(message)
+        self.replica = replica
+        self.data_dir = data_dir
+
+
+class StorageFull(StorageError):
+    """Transient: not enough free space (headroom below the reserve, or ENOSPC/EDQUOT). No bytes kept."""
+
+    code = ErrorCode.PARTITION_FULL
+
+    def __init__(
+        self, *, replica: str = "", data_dir: str = "", free_bytes: int = 0, threshold_bytes: int = 0,
+        cause: str = "headroom",
+    ) -> None:
+        super().__init__(
+            f"partition storage is full: {free_bytes} bytes free in {data_dir or '?'}, "
+            f"writes need more than {threshold_bytes} bytes free ({cause})",
+            replica=replica, data_dir=data_dir,
+        )
+        self.free_bytes = free_bytes
+        self.threshold_bytes = threshold_bytes
+        self.cause = cause
+
+
+class StorageFailed(StorageError):
+    """Persistent: EIO, EROFS, fsync failure or another OS error. The replica takes no more writes."""
+
+    code = ErrorCode.STORAGE_ERROR
+
+    def __init__(self, message: str, *, replica: str = "", data_dir: str = "", errno: int | None = None) -> None:
+        super().__init__(message, replica=replica, data_dir=data_dir)
+        self.errno = errno
+
+
+class CorruptData(StorageError):
+    """Stored bytes that fail verification (CRC, framing, offsets). Reported with file and position."""
+
+    code = ErrorCode.STORAGE_ERROR
+
+    def __init__(self, path: str, position: int, reason: str, *, replica: str = "") -> None:
+        super().__init__(f"corrupt data in {path} at byte {position}: {reason}", replica=replica)
+        self.path = path
+        self.position = position
+        self.reason = reason
+
+
+class InvalidConfig(FluvialError):
+    """A configuration value out of range or malformed."""
+
+    code = ErrorCode.TOPIC_INVALID_CONFIGURATION

@@ -1,0 +1,1 @@
+"""Fluvio wire protocol. Pure: no sockets, no files, no asyncio."""

@@ -1,0 +1,192 @@
+"""The one door storage uses to reach the disk, so that tests can inject real OS errors.
+
+`FileIO` is the real thing: thin wrappers over `os`. `FaultyFileIO` is the same with a `FaultPlan` that
+raises genuine `OSError`s (ENOSPC after N bytes, EIO on fsync/read/write, slow writes) at the point the
+kernel would. Everything else in `fluvial.storage` receives one of these; nothing calls `os` directly
+for file contents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+Buffer = bytes | bytearray | memoryview
+
+
+class FsUsage(NamedTuple):
+    total_bytes: int
+    free_bytes: int
+
+
+class FileIO:
+    """Real file I/O. Short writes are completed here; errors surface as `OSError`."""
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        return os.open(path, flags | os.O_CLOEXEC, mode)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def pwritev(self, fd: int, buffers: Sequence[Buffer], offset: int) -> None:
+        """Write all buffers at `offset`; loops over short writes."""
+        total = sum(len(x) for x in buffers)
+        done = os.pwritev(fd, buffers, offset)
+        if done == total:
+            return
+        data = b"".join(bytes(x) for x in buffers)
+        while done < total:
+            done += os.pwrite(fd, data[done:], offset + done)
+
+    def pwrite(self, fd: int, data: Buffer, offset: int) -> None:
+        self.pwritev(fd, (data,), offset)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        return os.pread(fd, size, offset)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def fdatasync(self, fd: int) -> None:
+        os.fdatasync(fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def fallocate(self, fd: int, offset: int, length: int) -> None:
+        """Reserve blocks. Raises ENOSPC when the filesystem cannot give them."""
+        os.posix_fallocate(fd, offset, length)
+
+    def fsize(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
+    def stat_size(self, path: str) -> int:
+        return os.stat(path).st_size
+
+    def mtime(self, path: str) -> float:
+        return os.stat(path).st_mtime
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def usage(self, path: str) -> FsUsage:
+        st = os.statvfs(path)
+        return FsUsage(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize)
+
+
+@dataclass
+class FaultPlan:
+    """What `FaultyFileIO` should break. Tests change it while storage runs."""
+
+    enospc_after_bytes: int | None = None     # writes beyond this many bytes fail with ENOSPC (partially written)
+    enospc_errno: int = errno.ENOSPC          # or errno.EDQUOT
+    eio_on_write: bool = False
+    eio_on_fsync: bool = False
+    eio_on_read: bool = False
+    erofs_on_write: bool = False
+    fail_fallocate: int | None = None         # errno to raise from fallocate
+    write_delay_seconds: float = 0.0
+
+
+class FaultyFileIO(FileIO):
+    """`FileIO` whose calls fail as a sick disk would, per its `FaultPlan`."""
+
+    def __init__(self, plan: FaultPlan | None = None) -> None:
+        self.plan = plan or FaultPlan()
+        self.bytes_written = 0
+        self._lock = threading.Lock()
+
+    def _budget(self, want: int) -> int:
+        """How many of `want` bytes may be written before ENOSPC."""
+        limit = self.plan.enospc_after_bytes
+        if limit is None:
+            return want
+        return max(0, min(want, limit - self.bytes_written))
+
+    def pwritev(self, fd: int, buffers: Sequence[Buffer], offset: int) -> None:
+        plan = self.plan
+        if plan.write_delay_seconds:
+            time.sleep(plan.write_delay_seconds)
+        if plan.eio_on_write:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        if plan.erofs_on_write:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        data = b"".join(bytes(x) for x in buffers)
+        with self._lock:
+            allowed = self._budget(len(data))
+            self.bytes_written += allowed
+        if allowed:
+            super().pwritev(fd, (data[:allowed],), offset)
+        if allowed < len(data):
+            raise OSError(plan.enospc_errno, os.strerror(plan.enospc_errno))
+
+    def fallocate(self, fd: int, offset: int, length: int) -> None:
+        if self.plan.fail_fallocate is not None:
+            raise OSError(self.plan.fail_fallocate, os.strerror(self.plan.fail_fallocate))
+        with self._lock:
+            if self._budget(length) < length:
+                raise OSError(self.plan.enospc_errno, os.strerror(self.plan.enospc_errno))
+            self.bytes_written += length
+        super().fallocate(fd, offset, length)
+
+    def fsync(self, fd: int) -> None:
+        if self.plan.eio_on_fsync:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().fsync(fd)
+
+    def fdatasync(self, fd: int) -> None:
+        if self.plan.eio_on_fsync:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().fdatasync(fd)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        if self.plan.eio_on_read:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return super().pread(fd, size, offset)
+
+
+OS_IO = FileIO()
+
+
+class FileHandle:
+    """An open file descriptor with a reference-counted lifetime.
+
+    Read slices keep the handle they came from, so a segment removed by retention stays readable for a
+    reader already holding a slice, and its fd number is never reused under that reader.
+    """
+
+    __slots__ = ("__weakref__", "_closed", "fd", "io", "path")
+
+    def __init__(self, io: FileIO, path: str, flags: int, mode: int = 0o644) -> None:
+        self.io = io
+        self.path = path
+        self.fd = io.open(path, flags, mode)
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.io.close(self.fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            self.close()

@@ -1,0 +1,160 @@
+"""Sparse offset index of one segment (`reference/fluvio-storage.md` §4).
+
+Entry: u32 relative offset | u32 file position, big-endian. A position of 0 never appears in a valid
+entry (the first batch of a segment never gets one), so the first zero slot ends the used entries of a
+preallocated active index.
+
+The look-ups are pure functions over two parallel arrays; `ActiveIndex` adds the file writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import sys
+from array import array
+from bisect import bisect_right
+
+from fluvial import defaults as d
+from fluvial.storage.fileio import FileHandle, FileIO
+
+logger = logging.getLogger(__name__)
+
+_ENTRY = struct.Struct(">II")
+
+
+class IndexEntries:
+    """Parallel arrays of relative offsets and positions, both strictly increasing."""
+
+    __slots__ = ("positions", "rels")
+
+    def __init__(self, rels: array | None = None, positions: array | None = None) -> None:
+        self.rels = rels if rels is not None else array("I")
+        self.positions = positions if positions is not None else array("I")
+
+    def __len__(self) -> int:
+        return len(self.rels)
+
+    def add(self, rel: int, position: int) -> None:
+        self.rels.append(rel)
+        self.positions.append(position)
+
+    def truncate(self, count: int) -> None:
+        del self.rels[count:]
+        del self.positions[count:]
+
+    def floor_by_offset(self, rel: int) -> tuple[int, int]:
+        """(rel, position) of the greatest entry with relative offset <= `rel`, else (0, 0)."""
+        i = bisect_right(self.rels, rel)
+        if i == 0:
+            return 0, 0
+        return self.rels[i - 1], self.positions[i - 1]
+
+    def floor_by_position(self, position: int) -> tuple[int, int]:
+        """(rel, position) of the greatest entry at or before byte `position`, else (0, 0)."""
+        i = bisect_right(self.positions, position)
+        if i == 0:
+            return 0, 0
+        return self.rels[i - 1], self.positions[i - 1]
+
+
+def parse_index(raw: bytes, log_size: int) -> IndexEntries:
+    """Pure: entries of an index file's bytes, stopping at the first zero slot or any entry that is
+    not strictly increasing or points past the log (a torn or stale tail is ignored, never trusted)."""
+    count = len(raw) // d.INDEX_ENTRY_BYTES
+    flat = array("I")
+    flat.frombytes(raw[: count * d.INDEX_ENTRY_BYTES])
+    if sys.byteorder == "little":
+        flat.byteswap()
+    rels = flat[0::2]
+    positions = flat[1::2]
+    try:
+        used = positions.index(0)
+    except ValueError:
+        used = len(positions)
+    good = 0
+    prev_rel = -1
+    prev_pos = 0
+    for i in range(used):
+        r, p = rels[i], positions[i]
+        if r <= prev_rel or p <= prev_pos or p >= log_size:
+            break
+        prev_rel, prev_pos = r, p
+        good = i + 1
+    return IndexEntries(rels[:good], positions[:good])
+
+
+def encode_entry(rel: int, position: int) -> bytes:
+    return _ENTRY.pack(rel, position)
+
+
+def index_capacity_bytes(segment_max_bytes: int, interval_bytes: int) -> int:
+    """Pure: preallocation of an active index sized from the segment size.
+
+    Entries are at least `interval_bytes` of log apart, so a segment can need at most
+    segment_max / interval + 1 of them; capped at Fluvio's `index_max_bytes`."""
+    entries = segment_max_bytes // max(1, interval_bytes) + 2
+    return min(d.INDEX_MAX_BYTES, entries * d.INDEX_ENTRY_BYTES)
+
+
+class ActiveIndex:
+    """The writable index of the active segment: preallocated with fallocate, written with pwrite
+    (never through an mmap of a sparse file: that dies with SIGBUS on a full tmpfs)."""
+
+    def __init__(self, io: FileIO, path: str, capacity_bytes: int, entries: IndexEntries, interval_bytes: int) -> None:
+        self.io = io
+        self.path = path
+        self.capacity_bytes = capacity_bytes
+        self.entries = entries
+        self.interval_bytes = interval_bytes
+        self.accumulated = 0
+        self.handle = FileHandle(io, path, os.O_RDWR | os.O_CREAT)
+        self.preallocated = io.fsize(self.handle.fd) >= capacity_bytes
+        self._full_logged = False
+
+    def preallocate(self) -> None:
+        """Reserve the index's blocks. Raises OSError (ENOSPC) when the disk cannot give them."""
+        if not self.preallocated:
+            self.io.fallocate(self.handle.fd, 0, self.capacity_bytes)
+            self.preallocated = True
+
+    def entry_due(self) -> bool:
+        """Fluvio's sparse rule: the batch after `interval` accumulated bytes gets an entry."""
+        return self.accumulated >= self.interval_bytes
+
+    def write_entry(self, rel: int, position: int) -> bool:
+        """Write one entry to the file; False (nothing written) when the index is full: Fluvio drops it."""
+        at = len(self.entries) * d.INDEX_ENTRY_BYTES
+        if at + d.INDEX_ENTRY_BYTES > self.capacity_bytes:
+            if not self._full_logged:
+                self._full_logged = True
+                logger.warning("index_full path=%s entries=%d: further entries dropped", self.path, len(self.entries))
+            return False
+        self.io.pwrite(self.handle.fd, encode_entry(rel, position), at)
+        return True
+
+    def commit(self, rel: int, position: int, batch_bytes: int, wrote_entry: bool) -> None:
+        """Record an appended batch once both its bytes and its entry (if any) are written."""
+        if self.accumulated >= self.interval_bytes:
+            if wrote_entry:
+                self.entries.add(rel, position)
+            self.accumulated = 0
+        else:
+            self.accumulated += batch_bytes
+
+    def used_bytes(self) -> int:
+        return len(self.entries) * d.INDEX_ENTRY_BYTES
+
+    def shrink(self) -> None:
+        """At seal time: cut the file to its used entries."""
+        self.io.ftruncate(self.handle.fd, self.used_bytes())
+
+    def truncate_entries(self, count: int) -> None:
+        """Forget entries past `count` and zero their slots so a reopen does not see them."""
+        if count >= len(self.entries):
+            return
+        start = count * d.INDEX_ENTRY_BYTES
+        stop = len(self.entries) * d.INDEX_ENTRY_BYTES
+        self.io.pwrite(self.handle.fd, bytes(stop - start), start)
+        self.entries.truncate(count)
