@@ -229,11 +229,12 @@ class StorageFull(StorageError):
         self, *, replica: str = "", data_dir: str = "", free_bytes: int = 0, threshold_bytes: int = 0,
         cause: str = "headroom",
     ) -> None:
-        super().__init__(
-            f"partition storage is full: {free_bytes} bytes free in {data_dir or '?'}, "
-            f"writes need more than {threshold_bytes} bytes free ({cause})",
-            replica=replica, data_dir=data_dir,
-        )
+        if cause == "headroom":
+            message = (f"partition storage is full: {free_bytes} bytes free in {data_dir or '?'}, "
+                       f"a write needs {threshold_bytes} bytes free")
+        else:
+            message = f"partition storage is full: {cause} in {data_dir or '?'}"
+        super().__init__(message, replica=replica, data_dir=data_dir)
         self.free_bytes = free_bytes
         self.threshold_bytes = threshold_bytes
         self.cause = cause

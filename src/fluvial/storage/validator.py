@@ -139,6 +139,9 @@ def verify_segment(io: FileIO, directory: str, base: int) -> SegmentReport:
                 report.batches += 1
                 report.bytes = pos + total
                 report.end_offset = bo + lod + 1
+            # Entries left over start after the last batch's start (and before the end): inside it.
+            report.problems.extend(CorruptData(log_path, p, "index entry points inside a batch")
+                                   for p in entries.positions[j:])
         except CorruptData as e:
             report.problems.append(e)
     finally:

@@ -1,0 +1,1 @@
+"""The `fluvial` command line: thin — parse, call, format."""

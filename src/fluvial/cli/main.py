@@ -1,0 +1,80 @@
+"""`fluvial` entry point."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fluvial import __version__
+from fluvial.storage.fileio import OS_IO
+from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="fluvial: the Fluvio streaming platform in Python.")
+storage_app = typer.Typer(no_args_is_help=True, help="Inspect replica storage on disk.")
+cluster_app = typer.Typer(no_args_is_help=True, help="Start and stop a local cluster.")
+app.add_typer(storage_app, name="storage")
+app.add_typer(cluster_app, name="cluster")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print fluvial's version."""
+    out.print(f"fluvial {__version__}")
+
+
+@storage_app.command("verify")
+def storage_verify(
+    directory: Path = typer.Argument(..., help="A data dir, an spu-logs-N dir or one replica dir."),
+    output: str = typer.Option("table", "-O", "--output", help="table or json"),
+) -> None:
+    """CRC-check every batch of every segment under DIRECTORY; exit 1 if anything is corrupt."""
+    if not directory.is_dir():
+        fail(f"{directory} is not a directory")
+    replicas = find_replica_dirs(directory)
+    reports = [verify_replica_dir(r, OS_IO) for r in replicas]
+    if output == "json":
+        doc = [{"replica": r.path, "ok": r.ok, "segments": len(r.segments),
+                "batches": sum(s.batches for s in r.segments), "bytes": sum(s.bytes for s in r.segments),
+                "problems": [{"file": p.path, "position": p.position, "reason": p.reason} for p in r.all_problems()]}
+               for r in reports]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        table = Table("REPLICA", "SEGMENTS", "BATCHES", "BYTES", "STATUS")
+        for r in reports:
+            status = "ok" if r.ok else f"[red]{len(r.all_problems())} problem(s)[/red]"
+            table.add_row(r.path, str(len(r.segments)), str(sum(s.batches for s in r.segments)),
+                          str(sum(s.bytes for s in r.segments)), status)
+        out.print(table)
+        for r in reports:
+            for p in r.all_problems():
+                out.print(f"corrupt: {p.path} at byte {p.position}: {p.reason}", highlight=False, soft_wrap=True)
+    if not replicas:
+        fail(f"no replica directories (with segment files) under {directory}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@cluster_app.command("start")
+def cluster_start(
+    foreground: bool = typer.Option(False, "--foreground", help="Stay in the foreground."),
+) -> None:
+    """Start a local cluster (SC + SPUs)."""
+    fail("the SC and SPU servers are not built yet; this build has the storage engine only "
+         "(try `fluvial storage verify DIR`)", code=2)
+
+
+def main() -> None:  # pragma: no cover
+    app()
