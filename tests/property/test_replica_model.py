@@ -133,7 +133,8 @@ class ReplicaModel(RuleBasedStateMachine):
         return out
 
     def _active_size(self) -> int:
-        return os.path.getsize(self.replica._active.log_path)
+        """Bytes of all logs (an append may roll, then fail in the new segment)."""
+        return sum(os.path.getsize(os.path.join(self.dir, n)) for n in os.listdir(self.dir) if n.endswith(".log"))
 
     # --------------------------------------------------------------------------------- invariants
 
