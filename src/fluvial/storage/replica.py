@@ -73,7 +73,7 @@ SPACE_ERRNOS = frozenset({errno_mod.ENOSPC, errno_mod.EDQUOT})
 def classify_os_error(err: OSError, during: str) -> str:
     """Pure: SPACE_EXHAUSTED or IO_FAILED for an OS error raised while doing `during`.
     A failed fsync is always persistent: its pages may be gone, so it is never retried."""
-    if False:
+    if during != "fsync" and err.errno in SPACE_ERRNOS:
         return SPACE_EXHAUSTED
     return IO_FAILED
 

@@ -121,6 +121,7 @@ class SpaceGuard:
         self.free_bytes = 0
         self.reserve_bytes = reserve_bytes or 0
         self._last_poll = float("-inf")
+        self._band: Band | None = None
         self.refresh()
 
     # ---------------------------------------------------------------------------------------- state
@@ -147,8 +148,11 @@ class SpaceGuard:
         self._evaluate()
 
     def _evaluate(self) -> None:
-        self._machine.fire(band(self.free_bytes, self.reserve_bytes).value, free_bytes=self.free_bytes,
-                           reserve_bytes=self.reserve_bytes)
+        current = band(self.free_bytes, self.reserve_bytes)
+        if current is self._band:
+            return  # same band, same answer from the table: keep the hot path cheap
+        self._band = current
+        self._machine.fire(current.value, free_bytes=self.free_bytes, reserve_bytes=self.reserve_bytes)
 
     def _maybe_refresh(self, force: bool) -> None:
         if force or self._clock() - self._last_poll >= self._poll_interval:
