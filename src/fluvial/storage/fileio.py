@@ -158,6 +158,11 @@ class FaultyFileIO(FileIO):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         super().fdatasync(fd)
 
+    def fsync_dir(self, path: str) -> None:
+        if self.plan.eio_on_fsync:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().fsync_dir(path)
+
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         if self.plan.eio_on_read:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
