@@ -7,6 +7,7 @@ reports it to the SC, metrics count it).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
@@ -54,6 +55,10 @@ class StateMachine:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     def fire(self, event: str, **detail: Any) -> Transition | None:
         with self._lock:

@@ -19,6 +19,7 @@ from stdin:
     {"cmd": "sync"}                           Replica.sync()
     {"cmd": "advance_clock", "seconds": S}    move the guard's clock (with --manual-clock)
     {"cmd": "mark", "text": T}                log one INFO line (to split the log into phases)
+    {"cmd": "poll"}                           SpaceGuard.refresh(): what the SPU's space poller does each second
     {"cmd": "quit"}
 
 Logs go to stderr at INFO. It exits when stdin closes. It writes nothing outside its tmpfs: before
@@ -271,6 +272,11 @@ class Worker:
         self.clock.now += seconds
         return {"clock": self.clock.now}
 
+    def poll(self) -> dict[str, Any]:
+        assert self.guard is not None, "poll needs a guard"
+        self.guard.refresh()
+        return self.state()
+
     def mark(self, text: str) -> dict[str, Any]:
         logger.info("mark %s", text)
         return {}
@@ -359,6 +365,7 @@ def main(argv: list[str]) -> int:
     handlers = {
         "append": w.append, "read_all": w.read_all, "verify": w.verify, "state": w.state, "fill": w.fill,
         "unfill": w.unfill, "open": w.open, "sync": w.sync, "advance_clock": w.advance_clock, "mark": w.mark,
+        "poll": w.poll,
     }
     try:
         for line in sys.stdin:

@@ -517,3 +517,18 @@ def test_rejections_on_a_full_disk_keep_the_log_bounded(start_worker: Callable[.
     back = Counter((m, o, n) for m, o, n, _ in transitions(recovering))
     assert back == {("data_dir", "FULL", "OK"): 1, ("replica", "FULL", "OK"): 1}, recovering
     assert all(line.startswith(("INFO ", "WARNING ")) for line in lines), lines
+
+
+def test_full_replica_recovers_when_space_returns_without_any_write(start_worker: Callable[..., DiskWorker]) -> None:
+    """Leadership moves away from a FULL replica, so nobody writes to it: it must report OK again on
+    its own once the disk has room (the space poller's statvfs), not only when a write happens to try."""
+    w = start_worker(8, "--manual-clock")
+    out = w.call("append", n=200, size=64 * KIB)
+    assert out["errors"] == {"StorageFull": 1}
+    assert w.call("poll")["replica_state"] == "FULL"          # still full: no flapping on a poll
+    w.resize(32)
+    st = w.call("poll")
+    assert (st["replica_state"], st["guard_state"]) == ("OK", "OK"), st
+    assert st["leo"] == len(out["acked"])                     # nothing was written to get there
+    replica_changes = [(old, new) for machine, old, new, _ in transitions(w.log_lines()) if machine == "replica"]
+    assert replica_changes == [("OK", "FULL"), ("FULL", "OK")]

@@ -17,7 +17,7 @@ from fluvial.errors import FluvialError
 from fluvial.statemachine import Transition
 from fluvial.storage.config import FlushKind
 from fluvial.storage.replica import Replica
-from fluvial.storage.space import DirState
+from fluvial.storage.space import DirState, SpaceGuard
 from fluvial.storage.validator import verify_segment
 
 logger = logging.getLogger(__name__)
@@ -146,3 +146,21 @@ class Scrub(_Periodic):
             # Low priority: sleep long enough that this pass averages the configured rate.
             budget = report.bytes / max(1, self.rate_bytes_per_second)
             self._stop.wait(max(0.0, budget - (time.monotonic() - started)))
+
+
+class SpacePoller(_Periodic):
+    """Reads statvfs for a data dir every poll interval, so its state (and every FULL replica in it)
+    recovers as soon as space returns, even while no producer is writing."""
+
+    name = "storage-space"
+
+    def __init__(self, guard: SpaceGuard, interval_seconds: float = d.SPACE_POLL_INTERVAL_SECONDS) -> None:
+        super().__init__(interval_seconds)
+        self.guard = guard
+
+    def run_once(self) -> None:
+        try:
+            self.guard.refresh()
+        except OSError as e:
+            logger.warning("%s data_dir=%s error=%s", self.name, self.guard.data_dir, e)
+        self.passes += 1

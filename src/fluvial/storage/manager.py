@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fluvial import defaults as d
 from fluvial.statemachine import Listener
-from fluvial.storage.background import Cleaner, Flusher, Scrub
+from fluvial.storage.background import Cleaner, Flusher, Scrub, SpacePoller
 from fluvial.storage.config import ReplicaConfig
 from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.replica import Replica
@@ -55,11 +55,12 @@ class StorageManager:
         self.flusher = Flusher()
         self.cleaner = Cleaner(cleaning_interval_seconds)
         self.scrub = Scrub(scrub_interval_seconds, on_corruption=on_corruption)
+        self.poller = SpacePoller(self.guard, poll_interval_seconds)
         self.guard.add_listener(self.cleaner.on_space_transition)
         self._replicas: dict[tuple[str, int], Replica] = {}
         self._listeners: list[Listener] = []
         if start:
-            for task in (self.flusher, self.cleaner, self.scrub):
+            for task in (self.flusher, self.cleaner, self.scrub, self.poller):
                 task.start()
 
     def add_replica_listener(self, listener: Listener) -> None:
@@ -115,7 +116,7 @@ class StorageManager:
         self.guard.refresh()
 
     def close(self) -> None:
-        for task in (self.flusher, self.cleaner, self.scrub):
+        for task in (self.flusher, self.cleaner, self.scrub, self.poller):
             task.stop()
         for key in list(self._replicas):
             self.close_replica(*key)

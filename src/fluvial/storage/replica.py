@@ -36,14 +36,14 @@ from fluvial.errors import (
     StorageFull,
 )
 from fluvial.protocol import batch as b
-from fluvial.statemachine import Listener, StateMachine
+from fluvial.statemachine import Listener, StateMachine, Transition
 from fluvial.storage.checkpoint import Checkpoint
 from fluvial.storage.config import FlushKind, ReplicaConfig
 from fluvial.storage.fileio import OS_IO, FileHandle, FileIO
 from fluvial.storage.index import index_capacity_bytes
 from fluvial.storage.retention import SegmentStat, segments_to_remove
 from fluvial.storage.segment import Segment
-from fluvial.storage.space import SpaceGuard
+from fluvial.storage.space import DirState, SpaceGuard
 from fluvial.storage.validator import segment_bases, verify_segment, walk_batches
 
 logger = logging.getLogger(__name__)
@@ -183,6 +183,8 @@ class Replica:
         self._checkpoint = Checkpoint(io, os.path.join(directory, d.CHECKPOINT_FILE))
         stored = self._checkpoint.load()
         self._hw = self._leo if stored is None else max(self.log_start, min(stored, self._leo))
+        if guard is not None:
+            guard.add_listener(self._on_space_transition)
         if verify_all:
             self._verify_all_sealed()
             io.unlink(marker)
@@ -326,8 +328,13 @@ class Replica:
             except StorageFailed:
                 self._machine.fire(IO_FAILED, cause="data dir failed")
                 raise
-        if state is ReplicaState.FULL:
-            self._machine.fire(SPACE_AVAILABLE)
+        if state is ReplicaState.FULL and self.guard is not None:
+            self._machine.fire(SPACE_AVAILABLE, cause="space guard has room")
+
+    def _on_space_transition(self, t: Transition) -> None:
+        """The data dir left FULL: a FULL replica takes writes again, without waiting for one to try."""
+        if t.new in (DirState.OK, DirState.LOW) and self._machine.state is ReplicaState.FULL:
+            self._machine.fire(SPACE_AVAILABLE, cause=f"data dir {t.new.name}")
 
     def _append_one(self, view: memoryview, header: b.BatchHeader) -> None:
         n = len(view)
@@ -365,6 +372,8 @@ class Replica:
         if self.hw_follows_leo:
             self._hw = self._leo
             self._hw_dirty = True
+        if self._machine.state is ReplicaState.FULL:   # no guard: a write that succeeds proves space
+            self._machine.fire(SPACE_AVAILABLE, cause="write succeeded")
 
     def _guarded(self, during: str, action: Callable[[], object], *, cut_to: int | None) -> object:
         """Run a write-side action; on an OS error restore the last good state and raise a typed error."""
@@ -545,6 +554,8 @@ class Replica:
             return
         with contextlib.suppress(StorageFailed):
             self.sync()
+        if self.guard is not None:
+            self.guard.remove_listener(self._on_space_transition)
         with self._lock:
             self.closed = True
             for seg in [*self._sealed, self._active]:

@@ -50,6 +50,7 @@ class Band(enum.Enum):
 
 
 IO_FAILED = "io_failed"
+ENOSPC = "enospc"          # the kernel refused a write for space, whatever statvfs says
 
 DIR_TRANSITIONS: dict[tuple[DirState, str], DirState] = {
     (DirState.OK, Band.CRITICAL.value): DirState.FULL,
@@ -60,6 +61,8 @@ DIR_TRANSITIONS: dict[tuple[DirState, str], DirState] = {
     (DirState.FULL, Band.RECOVERING.value): DirState.LOW,
     (DirState.FULL, Band.TIGHT.value): DirState.LOW,
     (DirState.FULL, Band.AMPLE.value): DirState.OK,
+    (DirState.OK, ENOSPC): DirState.FULL,
+    (DirState.LOW, ENOSPC): DirState.FULL,
     (DirState.OK, IO_FAILED): DirState.FAILED,
     (DirState.LOW, IO_FAILED): DirState.FAILED,
     (DirState.FULL, IO_FAILED): DirState.FAILED,
@@ -184,7 +187,11 @@ class SpaceGuard:
         with self._lock:
             self.free_bytes = 0
             self._last_poll = self._clock()
-        self._evaluate()
+            self._band = Band.CRITICAL
+        self._machine.fire(ENOSPC, free_bytes=0, reserve_bytes=self.reserve_bytes)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._machine.remove_listener(listener)
 
     def observe_failure(self, err: OSError) -> None:
         self._machine.fire(IO_FAILED, errno=err.errno, error=err.strerror)

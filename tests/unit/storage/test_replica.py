@@ -221,3 +221,21 @@ def test_corrupt_sealed_segment_found_by_verifier_and_never_served(tmp_path: Pat
         assert offsets_in(r.read(0).slice.read()) == [0, 1, 2]
         with pytest.raises(Exception, match="corrupt data"):
             r.read(3)
+
+
+def test_full_without_a_guard_does_not_flap(tmp_path: Path) -> None:
+    """Each rejected retry must not log FULL→OK→FULL: one transition in, one out on the first success."""
+    from fluvial.errors import StorageFull
+    from fluvial.storage import FaultPlan, FaultyFileIO, ReplicaState
+
+    io = FaultyFileIO(FaultPlan())
+    with Replica.open(tmp_path / "t-0", io=io) as r:
+        r.append(batch_of(1000, 0))
+        io.plan.enospc_after_bytes = io.bytes_written + 500
+        for _ in range(50):
+            with pytest.raises(StorageFull):
+                r.append(batch_of(1000, 1))
+        assert r.state is ReplicaState.FULL and r._machine.transitions == 1
+        io.plan.enospc_after_bytes = None
+        assert r.append(batch_of(1000, 1)).base_offset == 1
+        assert r.state is ReplicaState.OK and r._machine.transitions == 2
