@@ -16,6 +16,7 @@ SEGMENT_MIN_BYTES = 1 * KIB                       # SC validation minimum for a 
 INDEX_MAX_INTERVAL_BYTES = 4096                   # sparse index: one entry per this many log bytes
 INDEX_MAX_BYTES = 10 * MIB                        # cap of an active index preallocation
 INDEX_ENTRY_BYTES = 8
+INDEX_FLUSH_ENTRIES = 64                          # active index entries are written in groups of this many
 BATCH_MAX_BYTES = 32 * MIB                        # Fluvio's max_request_size, enforced per batch
 MAX_PARTITION_SIZE_BYTES = 100 * GIB              # 107 374 182 400 bytes, as Fluvio
 PARTITION_MIN_BYTES = 2048

@@ -191,16 +191,32 @@ def test_no_space_mid_batch_cuts_back_then_resumes_without_reopen(tmp_path: Path
         assert read_records(again) == good + records_of(100, count=20)
 
 
-@pytest.mark.parametrize("extra", range(1, 8))
-def test_no_space_inside_the_index_entry(tmp_path: Path, extra: int) -> None:
-    """The batch fits but its index entry is cut: the batch is not kept and the entry never used."""
+def _pending_index_entries(replica: Replica) -> int:
+    writer = replica._active.writer
+    assert writer is not None
+    return writer.pending()
+
+
+def _fill_until_index_flush_due(replica: Replica) -> Records:
+    """Append until the active index holds INDEX_FLUSH_ENTRIES entries not yet written to its file."""
+    good: Records = []
+    tag = 0
+    while _pending_index_entries(replica) < d.INDEX_FLUSH_ENTRIES:
+        good += fill(replica, range(tag, tag + 1))
+        tag += 1
+    return good
+
+
+@pytest.mark.parametrize("extra", [0, 1, 7, 8, 100, 511])
+def test_no_space_while_writing_index_entries(tmp_path: Path, extra: int) -> None:
+    """Pending index entries are written before the next batch; ENOSPC there (cutting an entry anywhere)
+    rejects that batch with nothing of it written, and the replica recovers without reopening."""
     io = FaultyFileIO()
     replica = open_replica(tmp_path, io, interval=1)
-    good = fill(replica, range(3))
-    assert _entry_due(replica)
+    good = _fill_until_index_flush_due(replica)
     leo, log_size = replica.leo, active_log(replica).stat().st_size
-    batch = batch_of(50)
-    io.plan.enospc_after_bytes = io.bytes_written + len(batch) + extra
+    batch = batch_of(500)
+    io.plan.enospc_after_bytes = io.bytes_written + extra
 
     with pytest.raises(StorageFull):
         replica.append(batch)
@@ -211,25 +227,24 @@ def test_no_space_inside_the_index_entry(tmp_path: Path, extra: int) -> None:
 
     io.plan.enospc_after_bytes = None
     replica.append(batch)
-    replica.append(batch_of(51))
-    assert read_records(replica) == [*good, *records_of(50), *records_of(51)]
+    replica.append(batch_of(501))
+    assert read_records(replica) == [*good, *records_of(500), *records_of(501)]
+    replica.sync()
     assert_clean(tmp_path)
     replica.close()
     with open_replica(tmp_path, OS_IO, interval=1) as again:
-        assert read_records(again) == [*good, *records_of(50), *records_of(51)]
+        assert read_records(again) == [*good, *records_of(500), *records_of(501)]
     assert_clean(tmp_path)
 
 
-def test_no_space_inside_the_index_entry_then_crash(tmp_path: Path) -> None:
-    """Cut entry, never overwritten (the process dies while FULL): reopening ignores the stale entry."""
+def test_cut_index_entries_then_crash(tmp_path: Path) -> None:
+    """Entries cut mid-write and never rewritten (the process dies while FULL): reopening ignores them."""
     io = FaultyFileIO()
     replica = open_replica(tmp_path, io, interval=1)
-    good = fill(replica, range(3))
-    assert _entry_due(replica)
-    batch = batch_of(50)
-    io.plan.enospc_after_bytes = io.bytes_written + len(batch) + 7
+    good = _fill_until_index_flush_due(replica)
+    io.plan.enospc_after_bytes = io.bytes_written + 13
     with pytest.raises(StorageFull):
-        replica.append(batch)
+        replica.append(batch_of(500))
     # No close(): what a crash leaves.
     with open_replica(tmp_path, OS_IO, interval=1) as again:
         assert read_records(again) == good

@@ -112,6 +112,7 @@ class ActiveIndex:
         self.handle = FileHandle(io, path, os.O_RDWR | os.O_CREAT)
         self.preallocated = io.fsize(self.handle.fd) >= capacity_bytes
         self._full_logged = False
+        self._on_disk = len(entries)          # entries [0, _on_disk) are in the file
 
     def preallocate(self) -> None:
         """Reserve the index's blocks. Raises OSError (ENOSPC) when the disk cannot give them."""
@@ -123,38 +124,47 @@ class ActiveIndex:
         """Fluvio's sparse rule: the batch after `interval` accumulated bytes gets an entry."""
         return self.accumulated >= self.interval_bytes
 
-    def write_entry(self, rel: int, position: int) -> bool:
-        """Write one entry to the file; False (nothing written) when the index is full: Fluvio drops it."""
-        at = len(self.entries) * d.INDEX_ENTRY_BYTES
-        if at + d.INDEX_ENTRY_BYTES > self.capacity_bytes:
-            if not self._full_logged:
+    def commit(self, rel: int, position: int, batch_bytes: int) -> None:
+        """Record a batch whose bytes are written. Its entry, if due, reaches the file with the next
+        `flush_entries` (the index is a hint: recovery never trusts it without checking the log)."""
+        if self.accumulated >= self.interval_bytes:
+            if (len(self.entries) + 1) * d.INDEX_ENTRY_BYTES <= self.capacity_bytes:
+                self.entries.add(rel, position)
+            elif not self._full_logged:
                 self._full_logged = True
                 logger.warning("index_full path=%s entries=%d: further entries dropped", self.path, len(self.entries))
-            return False
-        self.io.pwrite(self.handle.fd, encode_entry(rel, position), at)
-        return True
-
-    def commit(self, rel: int, position: int, batch_bytes: int, wrote_entry: bool) -> None:
-        """Record an appended batch once both its bytes and its entry (if any) are written."""
-        if self.accumulated >= self.interval_bytes:
-            if wrote_entry:
-                self.entries.add(rel, position)
             self.accumulated = 0
         else:
             self.accumulated += batch_bytes
+
+    def pending(self) -> int:
+        """Entries recorded in memory but not yet written to the file."""
+        return len(self.entries) - self._on_disk
+
+    def flush_entries(self) -> None:
+        """Write the pending entries with one pwrite."""
+        first, last = self._on_disk, len(self.entries)
+        if first >= last:
+            return
+        rels, positions = self.entries.rels, self.entries.positions
+        buf = b"".join(encode_entry(rels[i], positions[i]) for i in range(first, last))
+        self.io.pwrite(self.handle.fd, buf, first * d.INDEX_ENTRY_BYTES)
+        self._on_disk = last
 
     def used_bytes(self) -> int:
         return len(self.entries) * d.INDEX_ENTRY_BYTES
 
     def shrink(self) -> None:
-        """At seal time: cut the file to its used entries."""
+        """At seal time: write what is pending, cut the file to its used entries."""
+        self.flush_entries()
         self.io.ftruncate(self.handle.fd, self.used_bytes())
 
     def truncate_entries(self, count: int) -> None:
-        """Forget entries past `count` and zero their slots so a reopen does not see them."""
+        """Forget entries past `count` and zero their slots on disk so a reopen does not see them."""
         if count >= len(self.entries):
             return
-        start = count * d.INDEX_ENTRY_BYTES
-        stop = len(self.entries) * d.INDEX_ENTRY_BYTES
-        self.io.pwrite(self.handle.fd, bytes(stop - start), start)
+        if count < self._on_disk:
+            start = count * d.INDEX_ENTRY_BYTES
+            self.io.pwrite(self.handle.fd, bytes(self._on_disk * d.INDEX_ENTRY_BYTES - start), start)
+            self._on_disk = count
         self.entries.truncate(count)

@@ -300,8 +300,13 @@ class Replica:
     # ========================================================================================= append
 
     def append(self, batch: bytes | bytearray | memoryview) -> AppendResult:
-        """Validate and append one batch; its base offset becomes the current LEO."""
-        return self.append_batches((batch,))
+        """Validate and append one batch; its base offset is the current LEO."""
+        view = memoryview(batch)
+        header = b.validate_batch(view, self._batch_limit, self._batch_limit_name)
+        with self._lock:
+            base = self._leo
+            self._append_one(view, header)
+            return AppendResult(base, self._leo)
 
     def append_batches(self, batches: Sequence[bytes | bytearray | memoryview]) -> AppendResult:
         """Append a record set: every batch is validated before any is written."""
@@ -354,17 +359,14 @@ class Replica:
         base = self._leo
         pos = seg.size
         rel = base - seg.base
-        due = writer.entry_due()
-
-        def write() -> bool:
-            self.io.pwritev(seg.handle.fd, (b.encode_base_offset(base), view[8:]), pos)
-            return writer.write_entry(rel, pos) if due else False
-
-        wrote_entry = self._guarded("write", write, cut_to=pos)
+        if writer.pending() >= d.INDEX_FLUSH_ENTRIES:
+            self._guarded("index write", writer.flush_entries, cut_to=None)
+        self._guarded("write", lambda: self.io.pwritev(seg.handle.fd, (b.encode_base_offset(base), view[8:]), pos),
+                      cut_to=pos)
         if self._every_batch:
             self._guarded("fsync", lambda: self.io.fdatasync(seg.handle.fd), cut_to=pos)
         seg.size = pos + n
-        writer.commit(rel, pos, n, wrote_entry)
+        writer.commit(rel, pos, n)
         self._leo = base + header.last_offset_delta + 1
         seg.end_offset = self._leo
         if self.guard is not None:
@@ -478,6 +480,9 @@ class Replica:
         with self._lock:
             if self.closed or self._machine.state is ReplicaState.FAILED:
                 return  # never retry an fsync: a FAILED replica's unsynced pages are not trusted
+            writer = self._active.writer
+            if writer is not None and writer.pending():
+                self._guarded("index write", writer.flush_entries, cut_to=None)
             handles = [*self._unsynced, self._active.handle]
             self._unsynced = []
             dir_dirty, self._dir_dirty = self._dir_dirty, False
