@@ -29,6 +29,7 @@ FAILED_MARKER_FILE = "replica.failed"             # written when a replica goes 
 
 # Reading.
 SCAN_CHUNK_BYTES = 64 * KIB                       # header scans read this much per pread
+LOOKUP_CHUNK_BYTES = 8 * KIB                      # offset look-ups: index entries are ~4 KiB apart
 VERIFY_CHUNK_BYTES = 4 * MIB                      # verifier/scrub read size
 READ_MAX_BYTES = 1 * MIB                          # default max bytes of one read
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+from fluvial import defaults as d
 from fluvial.errors import CorruptData
 from fluvial.storage.fileio import FileHandle, FileIO
 from fluvial.storage.index import ActiveIndex, IndexEntries, parse_index
@@ -103,7 +104,8 @@ class Segment:
         """Byte position of the batch holding `offset` (base <= offset < end_offset)."""
         rel, pos = self.entries.floor_by_offset(offset - self.base)
         for bpos, base, _total, lod in walk_batches(self.io, self.handle.fd, pos, self.size,
-                                                    expected_offset=self.base + rel, path=self.log_path):
+                                                    expected_offset=self.base + rel, path=self.log_path,
+                                                    chunk_bytes=d.LOOKUP_CHUNK_BYTES):
             if base + lod >= offset:
                 return bpos
         raise CorruptData(self.log_path, self.size, f"offset {offset} not found before the end of the segment")
@@ -117,7 +119,8 @@ class Segment:
             pos, expected = start, None
         end = None
         for bpos, _base, total, _lod in walk_batches(self.io, self.handle.fd, pos, self.size,
-                                                     expected_offset=expected, path=self.log_path):
+                                                     expected_offset=expected, path=self.log_path,
+                                                     chunk_bytes=d.LOOKUP_CHUNK_BYTES):
             stop = bpos + total
             if stop > limit:
                 return end if end is not None else (stop if bpos == start else bpos)
