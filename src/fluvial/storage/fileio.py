@@ -36,7 +36,7 @@ class FileIO:
 
     def pwritev(self, fd: int, buffers: Sequence[Buffer], offset: int) -> None:
         """Write all buffers at `offset`; loops over short writes."""
-        total = sum(len(x) for x in buffers)
+        total = sum(map(len, buffers))
         done = os.pwritev(fd, buffers, offset)
         if done == total:
             return

@@ -361,10 +361,15 @@ class Replica:
         rel = base - seg.base
         if writer.pending() >= d.INDEX_FLUSH_ENTRIES:
             self._guarded("index write", writer.flush_entries, cut_to=None)
-        self._guarded("write", lambda: self.io.pwritev(seg.handle.fd, (b.encode_base_offset(base), view[8:]), pos),
-                      cut_to=pos)
-        if self._every_batch:
-            self._guarded("fsync", lambda: self.io.fdatasync(seg.handle.fd), cut_to=pos)
+        fd = seg.handle.fd
+        during = "write"
+        try:
+            self.io.pwritev(fd, (b.encode_base_offset(base), view[8:]), pos)
+            if self._every_batch:
+                during = "fsync"
+                self.io.fdatasync(fd)
+        except OSError as err:
+            raise self._recover(err, during, cut_to=pos) from err
         seg.size = pos + n
         writer.commit(rel, pos, n)
         self._leo = base + header.last_offset_delta + 1
@@ -382,14 +387,18 @@ class Replica:
         try:
             return action()
         except OSError as err:
-            kind = classify_os_error(err, during)
-            if cut_to is not None:
-                try:
-                    self.io.ftruncate(self._active.handle.fd, cut_to)
-                except OSError as cut_err:
-                    logger.error("replica_truncate_failed replica=%s error=%r", self.name, cut_err)
-                    kind = IO_FAILED
-            raise self._fail(kind, err, during) from err
+            raise self._recover(err, during, cut_to=cut_to) from err
+
+    def _recover(self, err: OSError, during: str, *, cut_to: int | None) -> StorageFull | StorageFailed:
+        """Cut the active log back to `cut_to` (the last good position) and classify the error."""
+        kind = classify_os_error(err, during)
+        if cut_to is not None:
+            try:
+                self.io.ftruncate(self._active.handle.fd, cut_to)
+            except OSError as cut_err:
+                logger.error("replica_truncate_failed replica=%s error=%r", self.name, cut_err)
+                kind = IO_FAILED
+        return self._fail(kind, err, during)
 
     def _fail(self, kind: str, err: OSError, during: str) -> StorageFull | StorageFailed:
         if kind == SPACE_EXHAUSTED:

@@ -82,6 +82,14 @@ def band(free: int, reserve: int) -> Band:
     return Band.AMPLE
 
 
+def band_floor(b: Band, reserve: int) -> float:
+    """Pure: the free-space value at or below which a reading may have left band `b` downwards."""
+    if b is Band.CRITICAL:
+        return float("-inf")
+    return reserve * {Band.LOW: d.SPACE_FULL_FACTOR, Band.RECOVERING: d.SPACE_FULL_RELEASE_FACTOR,
+                      Band.TIGHT: d.SPACE_LOW_FACTOR, Band.AMPLE: d.SPACE_OK_RELEASE_FACTOR}[b]
+
+
 def reserve_for(total_bytes: int) -> int:
     """Pure: default reserve R for a filesystem of `total_bytes`: 5 %, clamped to [1 MiB, 1 GiB]."""
     r = int(total_bytes * d.SPACE_RESERVE_FRACTION)
@@ -125,6 +133,7 @@ class SpaceGuard:
         self.reserve_bytes = reserve_bytes or 0
         self._last_poll = float("-inf")
         self._band: Band | None = None
+        self._floor = float("inf")
         self.refresh()
 
     # ---------------------------------------------------------------------------------------- state
@@ -152,6 +161,7 @@ class SpaceGuard:
 
     def _evaluate(self) -> None:
         current = band(self.free_bytes, self.reserve_bytes)
+        self._floor = band_floor(current, self.reserve_bytes)
         if current is self._band:
             return  # same band, same answer from the table: keep the hot path cheap
         self._band = current
@@ -179,7 +189,7 @@ class SpaceGuard:
         """Account for bytes just written (or, negative, just freed) between polls."""
         with self._lock:
             self.free_bytes -= nbytes
-        if nbytes > 0:
+        if nbytes > 0 and self.free_bytes <= self._floor:   # only a drop out of the band can change state
             self._evaluate()
 
     def observe_enospc(self) -> None:
@@ -188,6 +198,7 @@ class SpaceGuard:
             self.free_bytes = 0
             self._last_poll = self._clock()
             self._band = Band.CRITICAL
+            self._floor = float("-inf")
         self._machine.fire(ENOSPC, free_bytes=0, reserve_bytes=self.reserve_bytes)
 
     def remove_listener(self, listener: Listener) -> None:

@@ -238,3 +238,16 @@ def test_replica_config_rejects(kwargs: dict) -> None:
 def test_batch_limit_is_the_smaller() -> None:
     assert ReplicaConfig(segment_max_bytes=4096).batch_limit == (4096, "segment size")
     assert ReplicaConfig().batch_limit == (d.BATCH_MAX_BYTES, "max batch size")
+
+
+@pytest.mark.parametrize("free", [*range(0, 3000, 7), 999, 1000, 1500, 1501, 1999, 2000, 2500, 2501])
+def test_band_floor_is_where_the_band_can_change(free: int) -> None:
+    """Any reading above a band's floor is in that band or a higher one, so charge() (which only
+    lowers free space) needs to re-evaluate only at or below the floor."""
+    from fluvial.storage.space import band_floor
+
+    order = list(Band)
+    current = band(free, R)
+    floor = band_floor(current, R)
+    start = 0 if floor == float("-inf") else int(floor) + 1
+    assert all(order.index(band(x, R)) >= order.index(current) for x in range(start, 3 * R))
