@@ -566,24 +566,6 @@ def test_failure_table(tmp_path: Path, operation: str, err: int,
     replica.close()
 
 
-@pytest.mark.parametrize(("err", "during", "kind"), [
-    (errno.ENOSPC, "write", SPACE_EXHAUSTED),
-    (errno.EDQUOT, "write", SPACE_EXHAUSTED),
-    (errno.ENOSPC, "roll", SPACE_EXHAUSTED),
-    (errno.ENOSPC, "preallocate", SPACE_EXHAUSTED),
-    (errno.ENOSPC, "checkpoint", SPACE_EXHAUSTED),
-    (errno.ENOSPC, "fsync", IO_FAILED),    # a failed fsync is always persistent, whatever the errno
-    (errno.EDQUOT, "fsync", IO_FAILED),
-    (errno.EIO, "fsync", IO_FAILED),
-    (errno.EIO, "write", IO_FAILED),
-    (errno.EROFS, "write", IO_FAILED),
-    (errno.EROFS, "roll", IO_FAILED),
-    (errno.EIO, "checkpoint", IO_FAILED),
-])
-def test_classify_os_error(err: int, during: str, kind: str) -> None:
-    assert classify_os_error(OSError(err, os.strerror(err)), during) == kind
-
-
 # ----------------------------------------------------------------------------------------------- bad input
 
 

@@ -194,7 +194,11 @@ def test_replica_transitions(state: ReplicaState, event: str, expected: ReplicaS
         (errno.EDQUOT, "write", SPACE_EXHAUSTED),
         (errno.ENOSPC, "roll", SPACE_EXHAUSTED),
         (errno.ENOSPC, "preallocate", SPACE_EXHAUSTED),
-        (errno.ENOSPC, "fsync", IO_FAILED),
+        (errno.ENOSPC, "checkpoint", SPACE_EXHAUSTED),
+        (errno.ENOSPC, "fsync", IO_FAILED),     # a failed fsync is always persistent, whatever the errno
+        (errno.EDQUOT, "fsync", IO_FAILED),
+        (errno.EIO, "checkpoint", IO_FAILED),
+        (errno.EROFS, "roll", IO_FAILED),
         (errno.EIO, "write", IO_FAILED),
         (errno.EROFS, "write", IO_FAILED),
         (errno.EIO, "fsync", IO_FAILED),

@@ -159,13 +159,18 @@ def test_slice_survives_retention(three_segments: Replica) -> None:
 
 # ---------------------------------------------------------------------------------------- recovery
 
-@pytest.mark.parametrize("cut", [1, 12, 56, 57, 500, 999])
-def test_torn_tail_is_truncated_on_open(tmp_path: Path, cut: int) -> None:
+def ten_batches(tmp_path: Path) -> tuple[Path, Path]:
+    """A replica of ten 1000-byte batches; returns its directory and its one .log file."""
     d = tmp_path / "t-0"
     with Replica.open(d) as r:
         for i in range(10):
             r.append(batch_of(1000, i))
-    log = d / "00000000000000000000.log"
+    return d, d / "00000000000000000000.log"
+
+
+@pytest.mark.parametrize("cut", [1, 12, 56, 57, 500, 999])
+def test_torn_tail_is_truncated_on_open(tmp_path: Path, cut: int) -> None:
+    d, log = ten_batches(tmp_path)
     with open(log, "ab") as f:
         f.write(batch_of(1000, 99)[:cut])
     with Replica.open(d) as r:
@@ -175,11 +180,7 @@ def test_torn_tail_is_truncated_on_open(tmp_path: Path, cut: int) -> None:
 
 
 def test_corrupt_tail_crc_is_truncated_on_open(tmp_path: Path) -> None:
-    d = tmp_path / "t-0"
-    with Replica.open(d) as r:
-        for i in range(10):
-            r.append(batch_of(1000, i))
-    log = d / "00000000000000000000.log"
+    d, log = ten_batches(tmp_path)
     data = bytearray(log.read_bytes())
     data[8500] ^= 0xFF                                        # inside batch 8 (8000..8999)
     log.write_bytes(bytes(data))
