@@ -52,3 +52,9 @@ SPACE_FULL_FACTOR = 1.0                           # LOW -> FULL when free < R   
 SPACE_FULL_RELEASE_FACTOR = 1.5                   # FULL -> LOW when free > 1.5 R
 SPACE_OK_RELEASE_FACTOR = 2.5                     # LOW -> OK  when free > 2.5 R
 SPACE_POLL_INTERVAL_SECONDS = 1.0                 # statvfs at most this often (and at every roll)
+
+# ------------------------------------------------------------------------------------------- protocol
+FRAME_MAX_BYTES = 64 * MIB                        # larger size prefixes are refused before allocating
+PLATFORM_VERSION = "0.17.3"                       # semver the SC reports (the client needs >= 0.9.0)
+SC_OBJECT_VERSION = 19                            # SC public APIs (Create/Delete/List/Watch/Update)
+SPU_API_VERSION = 24                              # SPU public APIs
