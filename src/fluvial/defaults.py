@@ -58,3 +58,10 @@ FRAME_MAX_BYTES = 64 * MIB                        # larger size prefixes are ref
 PLATFORM_VERSION = "0.17.3"                       # semver the SC reports (the client needs >= 0.9.0)
 SC_OBJECT_VERSION = 19                            # SC public APIs (Create/Delete/List/Watch/Update)
 SPU_API_VERSION = 24                              # SPU public APIs
+FRAME_READ_TIMEOUT_SECONDS = 30.0                 # a frame whose size arrived must complete within this
+CONNECTION_WRITE_BUFFER_HIGH_BYTES = 4 * MIB      # pause stream producers when a peer reads this slowly
+
+# -------------------------------------------------------------------------------------------- logging
+LOG_BURST_LINES = 5                               # lines per key before suppression starts
+LOG_SUMMARY_INTERVAL_SECONDS = 10.0               # first summary interval; doubles each time ...
+LOG_SUMMARY_INTERVAL_MAX_SECONDS = 600.0          # ... up to this cap

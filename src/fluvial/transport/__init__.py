@@ -1,0 +1,1 @@
+"""asyncio transport: framed connections, server loop, client multiplexer."""
