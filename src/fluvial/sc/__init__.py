@@ -1,0 +1,1 @@
+"""The streaming controller: metadata authority for topics, partitions and SPUs."""
