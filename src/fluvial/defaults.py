@@ -65,3 +65,20 @@ CONNECTION_WRITE_BUFFER_HIGH_BYTES = 4 * MIB      # pause stream producers when 
 LOG_BURST_LINES = 5                               # lines per key before suppression starts
 LOG_SUMMARY_INTERVAL_SECONDS = 10.0               # first summary interval; doubles each time ...
 LOG_SUMMARY_INTERVAL_MAX_SECONDS = 600.0          # ... up to this cap
+
+# --------------------------------------------------------------------------------------- cluster
+SC_PUBLIC_PORT = 9003
+SC_PRIVATE_PORT = 9004                            # SC public + 1
+SPU_BASE_ID = 5001
+SPU_BASE_PUBLIC_PORT = 9010                       # SPU N: 9010 + 10 (N - 5001); private = public + 1
+SPU_PORT_STRIDE = 10
+HEARTBEAT_INTERVAL_SECONDS = 0.4                  # SPU -> SC, at least this often
+SPU_OFFLINE_AFTER_SECONDS = 2.0                   # SC marks an SPU offline after this silence (Fluvio: 90 s)
+RECONNECT_BACKOFF_MIN_SECONDS = 0.1               # SPU -> SC reconnect back-off, doubling ...
+RECONNECT_BACKOFF_MAX_SECONDS = 3.0               # ... up to this (Fluvio's sc_retry_ms)
+TOPIC_WAIT_SECONDS = 90.0                         # Create waits this long for partitions online (FLV_TOPIC_WAIT)
+CONSUMER_OFFSET_TOPIC = "consumer-offset"
+CONSUMER_OFFSET_RETENTION_SECONDS = 604_800
+CONSUMER_OFFSET_SEGMENT_BYTES = 512_000_000
+CONSUMER_OFFSET_MAX_PARTITION_BYTES = 2_048_000_000
+STREAM_FETCH_MAX_BYTES = 1_048_890                # the official client's default max_bytes

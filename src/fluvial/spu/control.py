@@ -1,0 +1,98 @@
+"""The SPU's link to the SC: register, heartbeat (health, data dirs, replica offsets), and the stream of
+replica assignments. Reconnects with capped exponential back-off; never stops the SPU serving clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from fluvial import defaults as d
+from fluvial.errors import FluvialError, ProtocolError
+from fluvial.observability.ratelimit import RateLimitedLog
+from fluvial.protocol import internal as i
+from fluvial.protocol.codec import decode_from, encode
+from fluvial.spu.replicas import ReplicaRegistry
+from fluvial.storage.replica import ReplicaState
+from fluvial.storage.space import DirState
+from fluvial.transport.client import ClientConnection
+
+logger = logging.getLogger(__name__)
+_log = RateLimitedLog(logger)
+
+_DIR_CODES = {DirState.OK: i.DirStateCode.OK, DirState.LOW: i.DirStateCode.LOW,
+              DirState.FULL: i.DirStateCode.FULL, DirState.FAILED: i.DirStateCode.FAILED}
+_REPLICA_CODES = {ReplicaState.OK: i.ReplicaStateCode.OK, ReplicaState.FULL: i.ReplicaStateCode.FULL,
+                  ReplicaState.FAILED: i.ReplicaStateCode.FAILED}
+
+
+class ControlLink:
+    def __init__(self, register: i.RegisterSpuRequest, sc_host: str, sc_port: int, registry: ReplicaRegistry,
+                 on_peers: Callable[[list[i.PeerSpu]], None] | None = None) -> None:
+        self.register = register
+        self.sc_host = sc_host
+        self.sc_port = sc_port
+        self.registry = registry
+        self.on_peers = on_peers
+        self.connected = asyncio.Event()
+        self.heartbeats_sent = 0
+
+    def heartbeat(self) -> i.HeartbeatRequest:
+        storage = self.registry.storage
+        snap = storage.guard.snapshot()
+        dirs = [i.DataDirReport(snap.data_dir, _DIR_CODES[snap.state], max(0, snap.free_bytes), snap.total_bytes,
+                                snap.reserve_bytes)]
+        replicas = []
+        for local in self.registry.replicas.values():
+            r = local.replica
+            replicas.append(i.ReplicaReport(local.topic, local.partition, local.is_leader(self.registry.spu_id),
+                                            r.hw, r.leo, r.log_start, r.size_bytes(), _REPLICA_CODES[r.state]))
+        degraded = snap.state in (DirState.FULL, DirState.FAILED) or any(
+            x.state is not i.ReplicaStateCode.OK for x in replicas)
+        return i.HeartbeatRequest(self.register.spu_id, i.SpuHealth.DEGRADED if degraded else i.SpuHealth.ONLINE,
+                                  dirs, replicas)
+
+    async def run(self) -> None:
+        backoff = d.RECONNECT_BACKOFF_MIN_SECONDS
+        while True:
+            try:
+                await self._session()
+                backoff = d.RECONNECT_BACKOFF_MIN_SECONDS
+            except (FluvialError, OSError) as e:
+                _log.warning("sc-link", "sc_link_down sc=%s:%d error=%s retry_in=%.1fs", self.sc_host, self.sc_port,
+                             e, backoff)
+            self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, d.RECONNECT_BACKOFF_MAX_SECONDS)
+
+    async def _session(self) -> None:
+        conn = await ClientConnection.connect(self.sc_host, self.sc_port, client_id=f"spu-{self.register.spu_id}",
+                                              timeout=5)
+        heartbeats: asyncio.Task[None] | None = None
+        try:
+            r = await conn.request(i.REGISTER_SPU, i.INTERNAL_VERSION, encode(self.register, 0), timeout=10)
+            answer = decode_from(i.RegisterSpuResponse, r, 0)
+            if not answer.error_code.ok:
+                raise ProtocolError(f"SC refused registration: {answer.error_message or answer.error_code.describe()}")
+            logger.info("sc_registered spu=%d sc=%s:%d", self.register.spu_id, self.sc_host, self.sc_port)
+            self.connected.set()
+            heartbeats = asyncio.ensure_future(self._heartbeats(conn))
+            request = encode(i.WatchAssignmentsRequest(self.register.spu_id), 0)
+            async for body in conn.stream(i.WATCH_ASSIGNMENTS, i.INTERNAL_VERSION, request):
+                update = decode_from(i.AssignmentUpdate, body, 0)
+                self.registry.apply(update.replicas, update.full)
+                if self.on_peers is not None and update.spus:
+                    self.on_peers(update.spus)
+                if heartbeats.done():
+                    heartbeats.result()       # surfaces the heartbeat failure
+        finally:
+            if heartbeats is not None:
+                heartbeats.cancel()
+            await conn.close()
+
+    async def _heartbeats(self, conn: ClientConnection) -> None:
+        while True:
+            body = encode(self.heartbeat(), 0)
+            await conn.request(i.HEARTBEAT, i.INTERNAL_VERSION, body, timeout=d.SPU_OFFLINE_AFTER_SECONDS * 2)
+            self.heartbeats_sent += 1
+            await asyncio.sleep(d.HEARTBEAT_INTERVAL_SECONDS)
