@@ -11,14 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from fluvial import __version__
+from fluvial.cli.cluster import app as cluster_app
+from fluvial.cli.run import app as run_app
 from fluvial.storage.fileio import OS_IO
 from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="fluvial: the Fluvio streaming platform in Python.")
 storage_app = typer.Typer(no_args_is_help=True, help="Inspect replica storage on disk.")
-cluster_app = typer.Typer(no_args_is_help=True, help="Start and stop a local cluster.")
 app.add_typer(storage_app, name="storage")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(run_app, name="run")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -67,14 +69,9 @@ def storage_verify(
         raise typer.Exit(1)
 
 
-@cluster_app.command("start")
-def cluster_start(
-    foreground: bool = typer.Option(False, "--foreground", help="Stay in the foreground."),
-) -> None:
-    """Start a local cluster (SC + SPUs)."""
-    fail("the SC and SPU servers are not built yet; this build has the storage engine only "
-         "(try `fluvial storage verify DIR`)", code=2)
-
-
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -279,6 +279,8 @@ def wire(wtype: WireType, *, min_version: int = 0, max_version: int | None = Non
     d = wtype.default()
     if isinstance(d, list | dict):
         return dataclasses.field(default_factory=type(d), metadata=meta)
+    if dataclasses.is_dataclass(d):   # a nested message (Struct / Variants): a fresh one per instance
+        return dataclasses.field(default_factory=wtype.default, metadata=meta)
     return dataclasses.field(default=d, metadata=meta)
 
 

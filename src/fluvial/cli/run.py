@@ -1,0 +1,108 @@
+"""`fluvial run sc` / `fluvial run spu`: one server process in the foreground, logging to stderr,
+stopping cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import typer
+
+from fluvial import defaults as d
+
+app = typer.Typer(no_args_is_help=True, help="Run one fluvial server process in the foreground.")
+
+
+def split_addr(addr: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        return addr, default_port
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise typer.BadParameter(f"{addr!r} is not HOST:PORT") from None
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _serve(start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[None]]) -> None:
+    _configure_logging()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; the stock loop works too
+        pass
+
+    async def main() -> None:
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, done.set)
+        await start()
+        await done.wait()
+        logging.getLogger("fluvial").info("shutting_down")
+        await stop()
+
+    asyncio.run(main())
+
+
+@app.command("sc")
+def run_sc(
+    data_dir: Path = typer.Option(..., "--data-dir", help="Metadata lives in DATA_DIR/metadata.db."),
+    public_addr: str = typer.Option(f"127.0.0.1:{d.SC_PUBLIC_PORT}", "--public-addr"),
+    private_addr: str = typer.Option("", "--private-addr", help="Default: the public port + 1."),
+    metadata: str = typer.Option("", "--metadata", help="Metadata store URL (default: embedded sqlite)."),
+    metrics_addr: str = typer.Option("", "--metrics-addr", help="Serve Prometheus metrics on HOST:PORT."),
+) -> None:
+    """Run the streaming controller."""
+    from fluvial.sc.server import ScConfig, ScServer
+
+    host, port = split_addr(public_addr, d.SC_PUBLIC_PORT)
+    phost, pport = split_addr(private_addr, port + 1) if private_addr else (host, port + 1)
+    server = ScServer(ScConfig(str(data_dir), host, port, phost, pport, metadata or None))
+    _metrics(metrics_addr)
+    _serve(server.start, server.stop)
+
+
+@app.command("spu")
+def run_spu(
+    spu_id: int = typer.Option(..., "--id", help="SPU id (5001, 5002, …)."),
+    data_dir: Path = typer.Option(..., "--data-dir", help="Replicas live in DATA_DIR/spu-logs-ID/."),
+    public_addr: str = typer.Option("", "--public-addr", help="Default: 127.0.0.1:9010 + 10·(ID − 5001)."),
+    private_addr: str = typer.Option("", "--private-addr", help="Default: the public port + 1."),
+    sc_addr: str = typer.Option(f"127.0.0.1:{d.SC_PRIVATE_PORT}", "--sc-addr", envvar="FLV_SC_PRIVATE_HOST",
+                                help="The SC's private address."),
+    flush: str = typer.Option("", "--flush", help="os | fsync-every-batch | fsync-interval:MS"),
+    reserve_bytes: int = typer.Option(-1, "--reserve-bytes", help="Free space kept per data dir (default 5 %)."),
+    metrics_addr: str = typer.Option("", "--metrics-addr", help="Serve Prometheus metrics on HOST:PORT."),
+) -> None:
+    """Run a streaming processing unit."""
+    from fluvial.spu.server import SpuConfig, SpuServer
+    from fluvial.storage.config import FlushPolicy
+
+    if flush:
+        FlushPolicy.parse(flush)     # a bad value fails here, with its message
+    default_public = d.SPU_BASE_PUBLIC_PORT + d.SPU_PORT_STRIDE * (spu_id - d.SPU_BASE_ID)
+    host, port = split_addr(public_addr, default_public) if public_addr else ("127.0.0.1", default_public)
+    phost, pport = split_addr(private_addr, port + 1) if private_addr else (host, port + 1)
+    sc_host, sc_port = split_addr(sc_addr, d.SC_PRIVATE_PORT)
+    server = SpuServer(SpuConfig(spu_id, str(data_dir), host, port, phost, pport, sc_host, sc_port,
+                                 flush or None, reserve_bytes if reserve_bytes >= 0 else None))
+    _metrics(metrics_addr)
+    _serve(server.start, server.stop)
+
+
+def _metrics(addr: str) -> None:
+    if addr:
+        from prometheus_client import start_http_server
+
+        host, port = split_addr(addr, 9100)
+        start_http_server(port, addr=host)

@@ -1,0 +1,1 @@
+"""fluvial's own client library (asyncio first)."""

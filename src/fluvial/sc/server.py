@@ -1,0 +1,440 @@
+"""The SC process: public API (ApiVersions, Create, Delete, List, Watch) for clients, private API
+(register, heartbeat, assignment stream) for SPUs, and the controllers that connect them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fluvial import defaults as d
+from fluvial.errors import ErrorCode, ProtocolError
+from fluvial.protocol import internal as i
+from fluvial.protocol import metadata as md
+from fluvial.protocol import sc as scp
+from fluvial.protocol.codec import OK, Reader, WireError, decode, decode_from, encode
+from fluvial.protocol.frame import (
+    API_VERSIONS_KEY,
+    ApiVersionKey,
+    ApiVersionsRequest,
+    ApiVersionsResponse,
+    RequestHeader,
+)
+from fluvial.sc import topics as rules
+from fluvial.sc.store import LabelStore, ObjectCodec, open_backend
+from fluvial.transport import server as srv
+
+logger = logging.getLogger(__name__)
+
+SC_API_RANGES = {scp.ScApiKey.CREATE: (9, 19), scp.ScApiKey.DELETE: (1, 19), scp.ScApiKey.LIST: (15, 19),
+                 scp.ScApiKey.WATCH: (15, 19), scp.ScApiKey.UPDATE: (1, 19)}
+V = d.SC_OBJECT_VERSION
+
+
+def _codec(obj: scp.ObjectType) -> ObjectCodec:
+    return ObjectCodec(lambda m: encode(m, V), lambda b: decode(obj.metadata, b, V))
+
+
+@dataclass
+class SpuSession:
+    spu_id: int
+    conn: srv.Connection
+    last_seen: float
+    watchers: list[asyncio.Event] = field(default_factory=list)
+
+
+@dataclass
+class ScConfig:
+    data_dir: str
+    public_host: str = "127.0.0.1"
+    public_port: int = d.SC_PUBLIC_PORT
+    private_host: str = "127.0.0.1"
+    private_port: int = d.SC_PRIVATE_PORT
+    metadata_url: str | None = None
+    spu_offline_after_seconds: float = d.SPU_OFFLINE_AFTER_SECONDS
+    topic_wait_seconds: float = float(os.environ.get("FLV_TOPIC_WAIT", d.TOPIC_WAIT_SECONDS))
+
+
+class ScServer:
+    def __init__(self, config: ScConfig) -> None:
+        self.config = config
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        self.backend = open_backend(config.metadata_url, config.data_dir)
+        self.topics = LabelStore("Topic", self.backend, _codec(scp.TOPIC))
+        self.partitions = LabelStore("Partition", self.backend, _codec(scp.PARTITION))
+        self.spus = LabelStore("SPU", self.backend, _codec(scp.SPU))
+        self.stores = {"Topic": self.topics, "Partition": self.partitions, "SPU": self.spus}
+        blobs = self.backend.load()
+        for label, store in self.stores.items():
+            store.load(blobs.get(label, {}))
+        self.sessions: dict[int, SpuSession] = {}
+        self.assignment_epoch = 0
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.public = srv.Service("sc-public", {
+            API_VERSIONS_KEY: self._api_versions,
+            scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
+            scp.ScApiKey.LIST: self._list, scp.ScApiKey.WATCH: self._watch,
+        })
+        self.private = srv.Service("sc-private", {
+            i.REGISTER_SPU: self._register, i.HEARTBEAT: self._heartbeat, i.WATCH_ASSIGNMENTS: self._assignments,
+        }, on_disconnect=self._spu_disconnected)
+
+    # ========================================================================================= life
+
+    async def start(self) -> None:
+        # Every SPU starts offline until it registers again; the system topic always exists.
+        for meta in list(self.spus.values()):
+            if meta.status.resolution is not md.SpuResolution.OFFLINE:
+                meta.status = md.SpuStatus(md.SpuResolution.OFFLINE)
+                self.spus.put(meta.name, meta)
+        if self.topics.get(d.CONSUMER_OFFSET_TOPIC) is None:
+            self._create_topic(d.CONSUMER_OFFSET_TOPIC, _system_topic_spec())
+        self._schedule_pending_topics()
+        cfg = self.config
+        self._servers.append(await srv.start(self.public, cfg.public_host, cfg.public_port))
+        self._servers.append(await srv.start(self.private, cfg.private_host, cfg.private_port))
+        self._tasks.append(asyncio.ensure_future(self._liveness()))
+        logger.info("sc_started public=%s:%d private=%s:%d data_dir=%s topics=%d", cfg.public_host,
+                    self.public_port, cfg.private_host, self.private_port, cfg.data_dir, len(self.topics.objects))
+
+    @property
+    def public_port(self) -> int:
+        return self._servers[0].sockets[0].getsockname()[1] if self._servers else self.config.public_port
+
+    @property
+    def private_port(self) -> int:
+        return self._servers[1].sockets[0].getsockname()[1] if len(self._servers) > 1 else self.config.private_port
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for s in self._servers:
+            s.close()
+        for service in (self.public, self.private):
+            for conn in list(service.connections):
+                await conn.close()
+        self.backend.close()
+
+    # ==================================================================================== public API
+
+    async def _api_versions(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        decode_from(ApiVersionsRequest, body, h.api_version)
+        keys = [ApiVersionKey(int(k), lo, hi) for k, (lo, hi) in SC_API_RANGES.items()]
+        resp = ApiVersionsResponse(OK, keys, d.PLATFORM_VERSION)
+        await conn.send(h.correlation_id, encode(resp, h.api_version))
+
+    def _typed(self, h: RequestHeader, body: Reader) -> tuple[str, object]:
+        lo, hi = SC_API_RANGES[scp.ScApiKey(h.api_key)]
+        if not lo <= h.api_version <= hi:
+            raise ProtocolError(f"api {h.api_key} version {h.api_version} not in {lo}..{hi}")
+        return scp.decode_typed_request(h.api_key, body.take(body.remaining()), h.api_version)
+
+    async def _create(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        label, req = self._typed(h, body)
+        if label != "Topic":
+            status = scp.Status(req.name, WireError(ErrorCode.INVALID_CREATE_REQUEST), f"cannot create {label} objects")
+        else:
+            status = await self._create_topic_request(req.name, req.spec, req.dry_run)
+        await conn.send(h.correlation_id, encode(status, h.api_version))
+
+    async def _create_topic_request(self, name: str, spec: md.TopicSpec, dry_run: bool) -> scp.Status:
+        problem = rules.name_problem(name)
+        if problem is not None:
+            return _status(name, ErrorCode.TOPIC_INVALID_NAME, rules.invalid_name_message(name, problem))
+        if self.topics.get(name) is not None:
+            return _status(name, ErrorCode.TOPIC_ALREADY_EXISTS, "Topic already exists")
+        retention = spec.cleanup_policy.time_in_seconds if spec.cleanup_policy is not None else None
+        storage = spec.storage
+        problem = rules.config_problem(retention, storage.segment_size if storage else None,
+                                       storage.max_partition_size if storage else None)
+        if problem is not None:
+            return _status(name, ErrorCode.TOPIC_INVALID_CONFIGURATION, problem)
+        if not isinstance(spec.replicas, md.TopicReplicaParam):
+            return _status(name, ErrorCode.TOPIC_ERROR, "only computed replica assignment is supported")
+        problem = rules.computed_problem(spec.replicas.partitions, spec.replicas.replication_factor)
+        if problem is not None:
+            return _status(name, ErrorCode.TOPIC_ERROR, problem)
+        if dry_run:
+            return _status(name, ErrorCode.NONE, None)
+        self._create_topic(name, spec)
+        return await self._wait_provisioned(name, spec.replicas.partitions)
+
+    async def _wait_provisioned(self, name: str, count: int) -> scp.Status:
+        deadline = time.monotonic() + self.config.topic_wait_seconds
+        while True:
+            online = sum(1 for p in range(count)
+                         if (m := self.partitions.get(rules.partition_name(name, p))) is not None
+                         and m.status.resolution is md.PartitionResolution.ONLINE)
+            if online == count:
+                logger.info("topic_created topic=%s partitions=%d", name, count)
+                return _status(name, ErrorCode.NONE, None)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return _status(name, ErrorCode.TOPIC_NOT_PROVISIONED, f"only {online} out of {count} provisioned")
+            changed = self.partitions.changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    async def _delete(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        label, req = self._typed(h, body)
+        name = req.key
+        meta = self.topics.get(name) if label == "Topic" else None
+        if label != "Topic":
+            status = _status(name, ErrorCode.INVALID_DELETE_REQUEST, f"cannot delete {label} objects")
+        elif meta is None:
+            status = _status(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
+        elif meta.spec.system and not req.force:
+            status = scp.Status(name, WireError.of(ErrorCode.SYSTEM_SPEC_DELETION_ATTEMPT, "topic", name), None)
+        else:
+            self._delete_topic(name)
+            status = _status(name, ErrorCode.NONE, None)
+        await conn.send(h.correlation_id, encode(status, h.api_version))
+
+    async def _list(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        label, req = self._typed(h, body)
+        obj = scp.object_type(label)
+        items = [m for m in self.stores[label].values() if _matches(m, req, label)]
+        items = [_for_version(label, m, h.api_version) for m in items]
+        await conn.send(h.correlation_id, scp.encode_typed(label, obj.list_response(items), h.api_version))
+
+    async def _watch(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        label, _req = self._typed(h, body)
+        store = self.stores[label]
+        obj = scp.object_type(label)
+        watcher, epoch, snapshot = store.watch()
+        version = h.api_version
+
+        async def stream() -> None:
+            try:
+                full = obj.metadata_update(epoch, [], [_for_version(label, m, version) for m in snapshot])
+                await conn.send(h.correlation_id, scp.encode_typed(label, full, version))
+                while True:
+                    changes = await watcher.next_changes()
+                    msgs = [obj.change(scp.MsgType(int(kind)), _for_version(label, m, version)) for kind, m in changes]
+                    update = obj.metadata_update(store.epoch, msgs, [])
+                    await conn.send(h.correlation_id, scp.encode_typed(label, update, version))
+            finally:
+                store.unwatch(watcher)
+
+        conn.spawn(stream())
+
+    # =================================================================================== topic logic
+
+    def _create_topic(self, name: str, spec: md.TopicSpec) -> None:
+        status = md.TopicStatus(md.TopicResolution.PENDING, {}, {}, rules.PENDING_REASON)
+        self.topics.put(name, scp.TOPIC.metadata(name, spec, status))
+        self._schedule_topic(name)
+
+    def _online_spus(self) -> list[int]:
+        return sorted(m.spec.id for m in self.spus.values() if m.status.resolution is md.SpuResolution.ONLINE)
+
+    def _schedule_pending_topics(self) -> None:
+        for meta in list(self.topics.values()):
+            if meta.status.resolution in (md.TopicResolution.PENDING, md.TopicResolution.INSUFFICIENT_RESOURCES):
+                self._schedule_topic(meta.name)
+
+    def _schedule_topic(self, name: str) -> None:
+        meta = self.topics.get(name)
+        param = meta.spec.replicas
+        groups = rules.SchedulingGroups.of(m.spec.replicas for m in self.partitions.values())
+        placement = rules.place_replicas(param.partitions, param.replication_factor, self._online_spus(), groups)
+        if not placement:
+            if meta.status.resolution is not md.TopicResolution.INSUFFICIENT_RESOURCES:
+                meta.status = md.TopicStatus(md.TopicResolution.INSUFFICIENT_RESOURCES, {}, {}, "")
+                self.topics.put(name, meta)
+            return
+        meta.status = md.TopicStatus(md.TopicResolution.PROVISIONED, placement, {}, "")
+        self.topics.put(name, meta)
+        spec = meta.spec
+        for p, replicas in placement.items():
+            pspec = md.PartitionSpec(leader=replicas[0], replicas=list(replicas), cleanup_policy=spec.cleanup_policy,
+                                     storage=spec.storage, compression_type=spec.compression_type,
+                                     deduplication=spec.deduplication, system=spec.system)
+            pname = rules.partition_name(name, p)
+            self.partitions.put(pname, scp.PARTITION.metadata(pname, pspec, md.PartitionStatus()))
+        self._push_assignments()
+
+    def _delete_topic(self, name: str) -> None:
+        meta = self.topics.delete(name)
+        count = len(meta.status.replica_map) if meta is not None else 0
+        gone = []
+        for p in range(count):
+            pm = self.partitions.delete(rules.partition_name(name, p))
+            if pm is not None:
+                gone.append(pm)
+        self._push_assignments()
+        logger.info("topic_deleted topic=%s partitions=%d", name, len(gone))
+
+    # ================================================================================== private API
+
+    async def _register(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(i.RegisterSpuRequest, body, 0)
+        name = str(req.spu_id)
+        existing = self.spus.get(name)
+        spu_type = existing.spec.spu_type if existing is not None else md.SpuType.CUSTOM
+        spec = md.SpuSpec(
+            id=req.spu_id, spu_type=spu_type,
+            public_endpoint=md.IngressPort(req.public_port, [md.IngressAddr(req.public_host, None)],
+                                           md.EncryptionType.PLAINTEXT),
+            private_endpoint=md.Endpoint(req.private_port, req.private_host, md.EncryptionType.PLAINTEXT),
+            rack=req.rack,
+        )
+        old = self.sessions.get(req.spu_id)
+        if old is not None and old.conn is not conn:
+            await old.conn.close()
+        self.sessions[req.spu_id] = SpuSession(req.spu_id, conn, time.monotonic())
+        conn.state["spu_id"] = req.spu_id
+        self.spus.put(name, scp.SPU.metadata(name, spec, md.SpuStatus(md.SpuResolution.ONLINE)))
+        logger.info("spu_online spu=%d public=%s:%d custom=%s", req.spu_id, req.public_host, req.public_port,
+                    existing is None)
+        await conn.send(h.correlation_id, encode(i.RegisterSpuResponse(OK, None), 0))
+        self._schedule_pending_topics()
+        self._spu_back_online(req.spu_id)
+
+    async def _heartbeat(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(i.HeartbeatRequest, body, 0)
+        session = self.sessions.get(req.spu_id)
+        if session is None or session.conn is not conn:
+            raise ProtocolError(f"heartbeat from unregistered SPU {req.spu_id}")
+        session.last_seen = time.monotonic()
+        for r in req.replicas:
+            if r.is_leader:
+                self._leader_report(req.spu_id, r)
+        await conn.send(h.correlation_id, encode(i.HeartbeatResponse(OK), 0))
+
+    def _leader_report(self, spu_id: int, r: i.ReplicaReport) -> None:
+        pname = rules.partition_name(r.topic, r.partition)
+        meta = self.partitions.get(pname)
+        if meta is None or meta.spec.leader != spu_id:
+            return
+        resolution = (md.PartitionResolution.ONLINE if r.state is i.ReplicaStateCode.OK
+                      else md.PartitionResolution.OUT_OF_STORAGE)
+        status = md.PartitionStatus(resolution, md.ReplicaStatus(spu_id, r.hw, r.leo), 0,
+                                    meta.status.replicas, r.size, False, r.log_start)
+        if status != meta.status:
+            resolution_changed = resolution is not meta.status.resolution
+            meta.status = status
+            self.partitions.put(pname, meta, persist=resolution_changed)   # offsets alone: memory only
+
+    async def _assignments(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(i.WatchAssignmentsRequest, body, 0)
+        session = self.sessions.get(req.spu_id)
+        if session is None or session.conn is not conn:
+            raise ProtocolError(f"assignment watch from unregistered SPU {req.spu_id}")
+        wake = asyncio.Event()
+        session.watchers.append(wake)
+
+        async def stream() -> None:
+            full = True
+            while True:
+                update = i.AssignmentUpdate(self.assignment_epoch, full, self._assignments_for(req.spu_id),
+                                            self._peer_list())
+                await conn.send(h.correlation_id, encode(update, 0))
+                full = True   # always the whole (small) set for this SPU: the SPU diffs it
+                await wake.wait()
+                wake.clear()
+
+        conn.spawn(stream())
+
+    def _assignments_for(self, spu_id: int) -> list[i.ReplicaAssignment]:
+        out = []
+        for m in self.partitions.values():
+            if spu_id in m.spec.replicas:
+                topic, part = rules.parse_partition_name(m.name) or (m.name, 0)
+                s = m.spec
+                out.append(i.ReplicaAssignment(
+                    topic, part, s.leader, list(s.replicas),
+                    s.cleanup_policy.time_in_seconds if s.cleanup_policy is not None else None,
+                    s.storage.segment_size if s.storage is not None else None,
+                    s.storage.max_partition_size if s.storage is not None else None,
+                    int(s.compression_type), False))
+        return out
+
+    def _peer_list(self) -> list[i.PeerSpu]:
+        out = []
+        for m in self.spus.values():
+            s = m.spec
+            host = s.public_endpoint.ingress[0].hostname if s.public_endpoint.ingress else ""
+            out.append(i.PeerSpu(s.id, host or "", s.public_endpoint.port, s.private_endpoint.host,
+                                 s.private_endpoint.port, m.status.resolution is md.SpuResolution.ONLINE))
+        return out
+
+    def _push_assignments(self) -> None:
+        self.assignment_epoch += 1
+        for session in self.sessions.values():
+            for wake in session.watchers:
+                wake.set()
+
+    # ==================================================================================== liveness
+
+    async def _spu_disconnected(self, conn: srv.Connection) -> None:
+        spu_id = conn.state.get("spu_id")
+        if isinstance(spu_id, int) and (s := self.sessions.get(spu_id)) is not None and s.conn is conn:
+            self._mark_offline(spu_id, "connection closed")
+
+    async def _liveness(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.spu_offline_after_seconds / 4)
+            now = time.monotonic()
+            for spu_id, s in list(self.sessions.items()):
+                if now - s.last_seen > self.config.spu_offline_after_seconds:
+                    self._mark_offline(spu_id, f"no heartbeat for {now - s.last_seen:.1f}s")
+                    await s.conn.close()
+
+    def _mark_offline(self, spu_id: int, reason: str) -> None:
+        self.sessions.pop(spu_id, None)
+        meta = self.spus.get(str(spu_id))
+        if meta is not None and meta.status.resolution is not md.SpuResolution.OFFLINE:
+            meta.status = md.SpuStatus(md.SpuResolution.OFFLINE)
+            self.spus.put(str(spu_id), meta)
+            logger.warning("spu_offline spu=%d reason=%s", spu_id, reason)
+        for pm in list(self.partitions.values()):
+            if pm.spec.leader == spu_id and pm.status.resolution is not md.PartitionResolution.LEADER_OFFLINE:
+                pm.status = md.PartitionStatus(md.PartitionResolution.LEADER_OFFLINE, pm.status.leader, pm.status.lsr,
+                                               pm.status.replicas, pm.status.size, False, pm.status.base_offset)
+                self.partitions.put(pm.name, pm)
+        self._push_assignments()
+
+    def _spu_back_online(self, spu_id: int) -> None:
+        """Partitions it leads come back online with its first heartbeat; nothing else to do here."""
+        self._push_assignments()
+
+
+def _status(name: str, code: ErrorCode, message: str | None) -> scp.Status:
+    err = WireError(code) if code is not ErrorCode.OTHER else WireError.of(code, message or "")
+    return scp.Status(name, err, message)
+
+
+def _system_topic_spec() -> md.TopicSpec:
+    return md.TopicSpec(
+        replicas=md.TopicReplicaParam(1, 1, False),
+        cleanup_policy=md.SegmentBasedPolicy(d.CONSUMER_OFFSET_RETENTION_SECONDS),
+        storage=md.TopicStorageConfig(d.CONSUMER_OFFSET_SEGMENT_BYTES, d.CONSUMER_OFFSET_MAX_PARTITION_BYTES),
+        compression_type=md.CompressionAlgorithm.ANY, deduplication=None, system=True)
+
+
+def _matches(meta: object, req: scp.ListRequest, label: str) -> bool:
+    name = meta.name  # type: ignore[attr-defined]
+    if req.name_filters and not any(f in name for f in req.name_filters):
+        return False
+    if label in ("Topic", "Partition"):
+        return bool(meta.spec.system) == bool(req.system)  # type: ignore[attr-defined]
+    return True
+
+
+def _for_version(label: str, meta: object, version: int) -> object:
+    """OutOfStorage (tag 4) only for clients at object version >= 19 (older ones fail on it)."""
+    if label == "Partition" and version < 19 and meta.status.resolution is md.PartitionResolution.OUT_OF_STORAGE:  # type: ignore[attr-defined]
+        import copy
+
+        meta = copy.deepcopy(meta)
+        meta.status.resolution = md.PartitionResolution.ONLINE  # type: ignore[attr-defined]
+    return meta
+
+
+__all__ = ["ScConfig", "ScServer"]

@@ -1,0 +1,246 @@
+"""The SPU process: public API for clients (ApiVersions, Produce, FetchOffsets, StreamFetch,
+UpdateOffsets), the control link to the SC, and the storage manager for its data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+from fluvial import defaults as d
+from fluvial.errors import ErrorCode, FluvialError, UnknownCompression
+from fluvial.observability.ratelimit import RateLimitedLog
+from fluvial.protocol import batch as b
+from fluvial.protocol import internal as i
+from fluvial.protocol import spu as sp
+from fluvial.protocol.codec import OK, Reader, WireError, decode_from, encode
+from fluvial.protocol.frame import API_VERSIONS_KEY, ApiVersionsRequest, ApiVersionsResponse, RequestHeader
+from fluvial.protocol.metadata import CompressionAlgorithm
+from fluvial.spu.control import ControlLink
+from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
+from fluvial.storage.config import FlushKind
+from fluvial.storage.manager import StorageManager
+from fluvial.storage.replica import Isolation as StorageIsolation
+from fluvial.transport import server as srv
+
+logger = logging.getLogger(__name__)
+_errors = RateLimitedLog(logger)
+
+# topic CompressionAlgorithm → the batch attribute code it requires (None: any)
+_TOPIC_CODEC = {CompressionAlgorithm.ANY: None, CompressionAlgorithm.NONE: 0, CompressionAlgorithm.GZIP: 1,
+                CompressionAlgorithm.SNAPPY: 2, CompressionAlgorithm.LZ4: 3, CompressionAlgorithm.ZSTD: 4}
+
+
+@dataclass
+class SpuConfig:
+    spu_id: int
+    data_dir: str
+    public_host: str = "127.0.0.1"
+    public_port: int = d.SPU_BASE_PUBLIC_PORT
+    private_host: str = "127.0.0.1"
+    private_port: int = d.SPU_BASE_PUBLIC_PORT + 1
+    sc_host: str = "127.0.0.1"
+    sc_port: int = d.SC_PRIVATE_PORT
+    flush: str | None = None
+    reserve_bytes: int | None = None
+
+
+@dataclass
+class StreamSession:
+    """One StreamFetch: one outstanding frame until the consumer acknowledges it (UpdateOffsets)."""
+
+    stream_id: int
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    ack_offset: int = -1
+
+    def ack(self, offset: int) -> None:
+        self.ack_offset = offset
+        self.acked.set()
+
+
+class SpuServer:
+    def __init__(self, config: SpuConfig) -> None:
+        self.config = config
+        self.storage = StorageManager(config.data_dir, config.spu_id, reserve_bytes=config.reserve_bytes)
+        self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush)
+        self.public = srv.Service("spu-public", {
+            API_VERSIONS_KEY: self._api_versions,
+            sp.SpuApiKey.PRODUCE: self._produce,
+            sp.SpuApiKey.FETCH_OFFSETS: self._fetch_offsets,
+            sp.SpuApiKey.STREAM_FETCH: self._stream_fetch,
+            sp.SpuApiKey.UPDATE_OFFSETS: self._update_offsets,
+        })
+        self.private = srv.Service("spu-private", {API_VERSIONS_KEY: self._api_versions})
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.control: ControlLink | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._servers.append(await srv.start(self.public, cfg.public_host, cfg.public_port))
+        self._servers.append(await srv.start(self.private, cfg.private_host, cfg.private_port))
+        register = i.RegisterSpuRequest(cfg.spu_id, cfg.public_host, self.public_port, cfg.private_host,
+                                        self.private_port, None)
+        self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry)
+        self._tasks.append(asyncio.ensure_future(self.control.run()))
+        logger.info("spu_started id=%d public=%s:%d private=%s:%d sc=%s:%d data_dir=%s", cfg.spu_id,
+                    cfg.public_host, self.public_port, cfg.private_host, self.private_port, cfg.sc_host,
+                    cfg.sc_port, self.storage.base_dir)
+
+    @property
+    def public_port(self) -> int:
+        return self._servers[0].sockets[0].getsockname()[1] if self._servers else self.config.public_port
+
+    @property
+    def private_port(self) -> int:
+        return self._servers[1].sockets[0].getsockname()[1] if len(self._servers) > 1 else self.config.private_port
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for s in self._servers:
+            s.close()
+        for service in (self.public, self.private):
+            for conn in list(service.connections):
+                await conn.close()
+        self.storage.close()
+
+    # ===================================================================================== handlers
+
+    async def _api_versions(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(ApiVersionsRequest, body, h.api_version)
+        resp = ApiVersionsResponse(OK, sp.spu_api_keys(req.client_version), sp.SPU_PLATFORM_VERSION)
+        await conn.send(h.correlation_id, encode(resp, h.api_version))
+
+    async def _produce(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.ProduceRequest, body, h.api_version)
+        responses = []
+        for topic in req.topics:
+            parts = []
+            for p in topic.partitions:
+                parts.append(await self._produce_partition(topic.name, p))
+            responses.append(sp.TopicProduceResponse(topic.name, parts))
+        await conn.send(h.correlation_id, encode(sp.ProduceResponse(responses, 0), h.api_version))
+
+    async def _produce_partition(self, topic: str, p: sp.PartitionProduceData) -> sp.PartitionProduceResponse:
+        local = self.registry.leader(topic, p.partition_index)
+        if local is None:
+            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION), -1,
+                                               -1, -1)
+        replica = local.replica
+        try:
+            batches = b.split_batches(p.records)
+            if not batches:
+                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
+            self._check_compression(local, batches)
+            if replica.config.flush.kind is FlushKind.FSYNC_EVERY_BATCH:
+                result = await asyncio.to_thread(replica.append_batches, batches)
+            else:
+                result = replica.append_batches(batches)
+        except FluvialError as e:
+            _errors.warning(f"produce:{type(e).__name__}:{replica.directory.rsplit('/', 1)[0]}",
+                            "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
+            return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
+                                               replica.log_start)
+        local.notify_appended()
+        return sp.PartitionProduceResponse(p.partition_index, OK, result.base_offset, -1, replica.log_start)
+
+    @staticmethod
+    def _check_compression(local: LocalReplica, batches: list[memoryview]) -> None:
+        try:
+            wanted = _TOPIC_CODEC.get(CompressionAlgorithm(local.assignment.compression))
+        except ValueError:
+            wanted = None
+        for one in batches:
+            if len(one) < b.HEADER_TOTAL_BYTES:
+                continue   # validation reports it precisely
+            codec = b.decode_header(one).compression
+            if codec > b.MAX_COMPRESSION_CODE or (wanted is not None and codec != wanted):
+                raise UnknownCompression(codec)
+
+    async def _fetch_offsets(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.FetchOffsetsRequest, body, h.api_version)
+        topics = []
+        for t in req.topics:
+            parts = []
+            for p in t.partitions:
+                local = self.registry.leader(t.name, p.partition_index)
+                if local is None:
+                    parts.append(sp.FetchOffsetPartitionResponse(WireError(ErrorCode.PARTITION_NOT_LEADER),
+                                                                  p.partition_index, 0, 0))
+                else:
+                    r = local.replica
+                    parts.append(sp.FetchOffsetPartitionResponse(OK, p.partition_index, r.log_start, r.hw))
+            topics.append(sp.FetchOffsetTopicResponse(t.name, parts))
+        await conn.send(h.correlation_id, encode(sp.FetchOffsetsResponse(topics), h.api_version))
+
+    async def _stream_fetch(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.StreamFetchRequest, body, h.api_version)
+        if self.registry.leader(req.topic, req.partition) is None:
+            await self._stream_error(conn, h, req, 0, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION))
+            return
+        ids = conn.state.setdefault("stream_ids", itertools.count(1))
+        sessions: dict[int, StreamSession] = conn.state.setdefault("streams", {})  # type: ignore[assignment]
+        session = StreamSession(next(ids))  # type: ignore[call-overload]
+        sessions[session.stream_id] = session
+
+        async def push() -> None:
+            try:
+                await self._push_loop(conn, h, req, session)
+            finally:
+                sessions.pop(session.stream_id, None)
+
+        conn.spawn(push())
+
+    async def _push_loop(self, conn: srv.Connection, h: RequestHeader, req: sp.StreamFetchRequest,
+                         session: StreamSession) -> None:
+        offset = req.fetch_offset
+        isolation = (StorageIsolation.READ_COMMITTED if req.isolation is sp.Isolation.READ_COMMITTED
+                     else StorageIsolation.READ_UNCOMMITTED)
+        max_bytes = max(1, req.max_bytes)
+        while True:
+            local = self.registry.leader(req.topic, req.partition)
+            if local is None:
+                code = ErrorCode.TOPIC_DELETED if self.registry.get(req.topic, req.partition) is None \
+                    else ErrorCode.NOT_LEADER_FOR_PARTITION
+                await self._stream_error(conn, h, req, session.stream_id, WireError(code))
+                return
+            appended = local.appended          # taken before reading: no lost wake-up
+            try:
+                res = local.replica.read(offset, max_bytes, isolation)
+            except FluvialError as e:
+                await self._stream_error(conn, h, req, session.stream_id, WireError.from_exception(e))
+                return
+            if res.slice.length == 0:
+                await appended.wait()
+                continue
+            frame = sp.StreamFetchResponse(req.topic, session.stream_id, sp.FetchablePartitionResponse(
+                req.partition, OK, res.hw, 0, res.log_start, None, b""))
+            head = sp.encode_stream_fetch_header(frame, res.slice.length, h.api_version)
+            await conn.send_with_file(h.correlation_id, head, res.slice.fd, res.slice.position, res.slice.length)
+            session.acked.clear()
+            await session.acked.wait()         # one outstanding frame until UpdateOffsets
+            offset = max(session.ack_offset, 0)
+
+    async def _stream_error(self, conn: srv.Connection, h: RequestHeader, req: sp.StreamFetchRequest,
+                            stream_id: int, err: WireError) -> None:
+        frame = sp.StreamFetchResponse(req.topic, stream_id, sp.FetchablePartitionResponse(
+            req.partition, err, -1, 0, -1, None, b""))
+        await conn.send(h.correlation_id, encode(frame, h.api_version))
+
+    async def _update_offsets(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.UpdateOffsetsRequest, body, h.api_version)
+        sessions: dict[int, StreamSession] = conn.state.get("streams", {})  # type: ignore[assignment]
+        out = []
+        for u in req.offsets:
+            session = sessions.get(u.session_id)
+            if session is None:
+                out.append(sp.OffsetUpdateStatus(u.session_id, WireError(ErrorCode.FETCH_SESSION_NOT_FOUND)))
+            else:
+                session.ack(u.offset)
+                out.append(sp.OffsetUpdateStatus(u.session_id, OK))
+        await conn.send(h.correlation_id, encode(sp.UpdateOffsetsResponse(out), h.api_version))
+
+
+__all__ = ["SpuConfig", "SpuServer"]
