@@ -229,8 +229,11 @@ class Duration(WireType):
     """u64 seconds + u32 nanoseconds, as a float of seconds."""
 
     def encode(self, value: Any, out: bytearray, version: int) -> None:
-        secs = int(value)
-        out += struct.pack(">QI", secs, round((value - secs) * 1e9))
+        try:
+            secs = int(value)
+            out += struct.pack(">QI", secs, round((value - secs) * 1e9))
+        except (struct.error, OverflowError, ValueError) as e:   # negative, > u64, inf or nan
+            raise ProtocolError(f"cannot encode duration {value!r}: {e}") from e
 
     def decode(self, r: Reader, version: int) -> float:
         secs = r.unpack(_U64)

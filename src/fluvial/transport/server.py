@@ -59,7 +59,18 @@ class Connection:
                 await _send_file_bytes(self.writer, fd, offset, count)
 
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
+        """Run a stream task for this connection; a peer that went away just ends it."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except (ConnectionError, OSError) as e:
+                logger.debug("stream_ended service=%s peer=%s error=%s", self.name, self.peer, e)
+            except FluvialError as e:
+                _bad_peer_log.warning(f"{self.name}:stream", "stream_failed service=%s peer=%s error=%s",
+                                      self.name, self.peer, e)
+
+        task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

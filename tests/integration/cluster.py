@@ -1,0 +1,120 @@
+"""A real local cluster for tests: `fluvial cluster start` processes on free ports, and the official
+`fluvio` client run in subprocesses with a timeout (it has none of its own)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from fluvial import defaults as d
+
+FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
+CLIENT_TIMEOUT_SECONDS = 60
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(spus: int) -> tuple[int, int]:
+    """(sc_port, spu_base_port) with sc, sc+1 and base+10k, base+10k+1 free for k < spus."""
+    rng = random.Random()
+    for _ in range(200):
+        sc = rng.randrange(20000, 40000, 2)
+        base = rng.randrange(40000, 60000, 10)
+        ports = [sc, sc + 1] + [base + d.SPU_PORT_STRIDE * k + j for k in range(spus) for j in (0, 1)]
+        if all(_port_free(p) for p in ports):
+            return sc, base
+    raise RuntimeError("no free ports found")
+
+
+class Cluster:
+    def __init__(self, root: Path, spus: int = 1, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.spus = spus
+        self.sc_port, self.spu_base = free_ports(spus)
+        self.profile = root / "fluvio-profile"
+        self.env = {**os.environ, "FLV_PROFILE_PATH": str(self.profile), "FLV_SOCKET_WAIT": "10",
+                    "FLV_METADATA_TIMEOUT": "10000", "FLV_TOPIC_WAIT": "5", **(env or {})}
+        self.data = root / "data"
+
+    def fluvial(self, *args: str, timeout: float = 90, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([*FLUVIAL, *args], capture_output=True, text=True, timeout=timeout, env=self.env,
+                             input=input)
+        if check and res.returncode != 0:
+            raise AssertionError(f"fluvial {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}\n"
+                                 f"{self.logs()}")
+        return res
+
+    def start(self) -> None:
+        self.fluvial("cluster", "start", "--spu", str(self.spus), "--data-dir", str(self.data), "--sc-port",
+                     str(self.sc_port), "--spu-base-port", str(self.spu_base), "--profile", str(self.profile))
+
+    def stop(self) -> None:
+        self.fluvial("cluster", "shutdown", "--data-dir", str(self.data), check=False)
+
+    def logs(self) -> str:
+        out = []
+        for f in sorted((self.data / "logs").glob("*.log")) if (self.data / "logs").exists() else []:
+            out.append(f"== {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-30:]))
+        return "\n".join(out)
+
+    def pid(self, name: str) -> int:
+        return int((self.data / "run" / f"{name}.pid").read_text())
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        pid = self.pid(name)
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+
+    def spu_public_port(self, spu_id: int) -> int:
+        return self.spu_base + d.SPU_PORT_STRIDE * (spu_id - d.SPU_BASE_ID)
+
+    def restart_sc(self) -> None:
+        from fluvial.cli.cluster import _launch
+
+        _launch("sc", ["run", "sc", "--data-dir", str(self.data / "sc"), "--public-addr",
+                       f"127.0.0.1:{self.sc_port}"], self.data)
+
+    def restart_spu(self, spu_id: int, *extra: str) -> None:
+        from fluvial.cli.cluster import _launch
+
+        public = self.spu_public_port(spu_id)
+        _launch(f"spu-{spu_id}", ["run", "spu", "--id", str(spu_id), "--data-dir", str(self.data / f"spu-{spu_id}"),
+                                  "--public-addr", f"127.0.0.1:{public}", "--private-addr",
+                                  f"127.0.0.1:{public + 1}", "--sc-addr", f"127.0.0.1:{self.sc_port + 1}", *extra],
+                self.data)
+
+    def client(self, script: str, timeout: float = CLIENT_TIMEOUT_SECONDS) -> object:
+        """Run `script` with the official client; it must print one JSON document as its last line."""
+        code = "import json, fluvio\nfrom fluvio import *\n" + textwrap.dedent(script)
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                             env=self.env)
+        if res.returncode != 0:
+            raise AssertionError(f"client script failed ({res.returncode}):\n{res.stdout}\n{res.stderr}\n"
+                                 f"{self.logs()}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
