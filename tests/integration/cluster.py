@@ -109,6 +109,12 @@ class Cluster:
                                   f"127.0.0.1:{public + 1}", "--sc-addr", f"127.0.0.1:{self.sc_port + 1}", *extra],
                 self.data)
 
+    def client_process(self, script: str) -> subprocess.Popen[str]:
+        """Start `script` with the official client in the background (stdout piped)."""
+        code = "import json, fluvio\nfrom fluvio import *\n" + textwrap.dedent(script)
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env)
+
     def client(self, script: str, timeout: float = CLIENT_TIMEOUT_SECONDS) -> object:
         """Run `script` with the official client; it must print one JSON document as its last line."""
         code = "import json, fluvio\nfrom fluvio import *\n" + textwrap.dedent(script)

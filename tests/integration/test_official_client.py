@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .cluster import Cluster
@@ -89,46 +91,52 @@ def test_produce_and_consume_10k_keyed_and_strings(cluster: Cluster) -> None:
 
 
 def test_live_consumer_and_multi_partition_and_compression(cluster: Cluster) -> None:
-    out = cluster.client("""
-        import threading
+    cluster.client("""
         admin = FluvioAdmin.connect()
         admin.create_topic("multi", TopicSpec.create().with_partitions(3).build())
+        admin.create_topic("live")
+        print(json.dumps(True))
+    """)
+    # The official client holds the GIL while it waits on a stream: the live consumer is its own process.
+    live = cluster.client_process("""
         f = Fluvio.connect()
+        it = f.partition_consumer("live", 0).stream(Offset.end())
+        print("ready", flush=True)
         live = []
-        def consume():
-            c = f.partition_consumer("multi", 0)
-            for r in c.stream(Offset.end()):
-                live.append(r.value_string())
-                if len(live) == 5:
-                    return
-        t = threading.Thread(target=consume, daemon=True)
-        t.start()
-        import time; time.sleep(1.0)
-        p = f.topic_producer("multi")
-        p.send(b"k0", b"before")                       # k0 -> partition 0 of 3 (SipHash)
-        sent = {}
-        for codec in ["Gzip", "Snappy", "Lz4", "Zstd"]:
-            cfg = TopicProducerConfigBuilder().compression(getattr(Compression, codec)).build()
-            prod = f.topic_producer_with_config("multi", cfg)
-            for i in range(50):
-                prod.send(f"k{i}".encode(), f"{codec}-{i}".encode())
-            prod.flush()
-            sent[codec] = 50
-        for i in range(4):
-            p.send(b"k0", f"live-{i}".encode())
-        p.flush()
-        t.join(30)
-        mc = f.multi_partition_consumer("multi")
-        seen = []
-        for r in mc.stream(Offset.beginning()):
-            seen.append((r.offset(), r.value_string()))
-            if len(seen) == 205:
+        for r in it:
+            live.append(r.value_string())
+            if len(live) == 5:
                 break
-        print(json.dumps({"live": live, "seen": seen}))
-    """, timeout=180)
-    assert out["live"] == ["before", "live-0", "live-1", "live-2", "live-3"]
-    seen = out["seen"]
-    values = [v for _, v in seen]
-    assert len(values) == len(set(values)) == 205                       # every record exactly once
+        print(json.dumps(live))
+    """)
+    try:
+        assert live.stdout is not None and live.stdout.readline().strip() == "ready"
+        out = cluster.client("""
+            f = Fluvio.connect()
+            lp = f.topic_producer("live")
+            lp.send(b"k", b"before")
+            lp.flush()
+            for codec in ["Gzip", "Snappy", "Lz4", "Zstd"]:
+                cfg = TopicProducerConfigBuilder().compression(getattr(Compression, codec)).build()
+                prod = f.topic_producer_with_config("multi", cfg)
+                for i in range(50):
+                    prod.send(f"k{i}".encode(), f"{codec}-{i}".encode())
+                prod.flush()
+            for i in range(4):
+                lp.send(b"k", f"live-{i}".encode())
+            lp.flush()
+            seen = []
+            for r in f.multi_partition_consumer("multi").stream(Offset.beginning()):
+                seen.append((r.offset(), r.value_string()))
+                if len(seen) == 200:
+                    break
+            print(json.dumps({"seen": seen}))
+        """, timeout=120)
+        stdout, _ = live.communicate(timeout=60)
+    finally:
+        live.kill()
+    assert json.loads(stdout.strip().splitlines()[-1]) == ["before", "live-0", "live-1", "live-2", "live-3"]
+    values = [v for _, v in out["seen"]]
+    assert len(values) == len(set(values)) == 200                       # every record exactly once
     for codec in ["Gzip", "Snappy", "Lz4", "Zstd"]:
         assert {f"{codec}-{i}" for i in range(50)} <= set(values)
