@@ -109,6 +109,22 @@ class Cluster:
                                   f"127.0.0.1:{public + 1}", "--sc-addr", f"127.0.0.1:{self.sc_port + 1}", *extra],
                 self.data)
 
+    def wait_spus_online(self, ids: list[int], timeout: float = 30) -> None:
+        import asyncio
+
+        from fluvial.client.admin import list_spus
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                online = {s.id for s in asyncio.run(list_spus("127.0.0.1", self.sc_port, timeout=2)) if s.online}
+                if set(ids) <= online:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"SPUs {ids} not online within {timeout} s\n{self.logs()}")
+
     def client_process(self, script: str) -> subprocess.Popen[str]:
         """Start `script` with the official client in the background (stdout piped)."""
         code = "import json, fluvio\nfrom fluvio import *\n" + textwrap.dedent(script)
