@@ -140,3 +140,44 @@ def test_live_consumer_and_multi_partition_and_compression(cluster: Cluster) -> 
     assert len(values) == len(set(values)) == 200                       # every record exactly once
     for codec in ["Gzip", "Snappy", "Lz4", "Zstd"]:
         assert {f"{codec}-{i}" for i in range(50)} <= set(values)
+
+
+def test_consumer_offsets_commit_resume_list_delete(cluster: Cluster) -> None:
+    script = """
+        f = Fluvio.connect()
+        builder = ConsumerConfigExtBuilder("offsets")      # its setters return None: one per statement
+        builder.offset_consumer("c1")
+        builder.offset_start(Offset.beginning())
+        builder.offset_strategy(OffsetManagementStrategy.MANUAL)
+        cfg = builder.build()
+        stream = f.consumer_with_config(cfg)
+        got = []
+        for r in stream:
+            got.append(r.value_string())
+            if len(got) == 10:
+                break
+        stream.offset_commit()
+        stream.offset_flush()
+        print(json.dumps(got))
+    """
+    cluster.client("""
+        FluvioAdmin.connect().create_topic("offsets")
+        p = Fluvio.connect().topic_producer("offsets")
+        for i in range(30):
+            p.send(b"k", f"m{i}".encode())
+        p.flush()
+        print(json.dumps(True))
+    """)
+    first = cluster.client(script)
+    second = cluster.client(script)                        # same consumer id: resumes after the commit
+    assert first == [f"m{i}" for i in range(10)]
+    assert second == [f"m{i}" for i in range(10, 20)]
+    out = cluster.client("""
+        f = Fluvio.connect()
+        before = [(o.consumer_id, o.topic, o.partition, o.offset) for o in f.consumer_offsets()]
+        f.delete_consumer_offset("c1", "offsets", 0)
+        after = [(o.consumer_id, o.topic) for o in f.consumer_offsets()]
+        print(json.dumps({"before": before, "after": after}))
+    """)
+    assert ["c1", "offsets", 0, 19] in out["before"]
+    assert ["c1", "offsets"] not in out["after"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from fluvial.protocol.codec import (
     BOOL,
+    BYTES,
     ERROR_CODE,
     INT32,
     INT64,
@@ -28,6 +29,7 @@ from fluvial.protocol.codec import (
     IntEnum8,
     Option,
     Struct,
+    Variants,
     Vec,
     WireError,
     message,
@@ -152,3 +154,70 @@ class AssignmentUpdate:
     full: bool = wire(BOOL)                # True: replaces everything the SPU holds
     replicas: list[ReplicaAssignment] = wire(Vec(Struct(ReplicaAssignment)))
     spus: list[PeerSpu] = wire(Vec(Struct(PeerSpu)))
+
+
+# ------------------------------------------------------------------------ consumer-offset records (§14.4)
+# Records of topic `consumer-offset` partition 0: key None, value = enum8 Entry.
+
+
+@message
+@dataclass
+class OffsetKey:
+    topic: str = wire(STRING)
+    partition: int = wire(UINT32)
+    consumer_id: str = wire(STRING)
+
+
+@message
+@dataclass
+class OffsetValue:
+    offset: int = wire(INT64)
+    modified_time: int = wire(UINT64)       # unix seconds
+
+
+@message
+@dataclass
+class RecordUpdated:
+    key: bytes = wire(BYTES)
+    value: bytes = wire(BYTES)
+
+
+@message
+@dataclass
+class RecordDeleted:
+    key: bytes = wire(BYTES)
+
+
+@message
+@dataclass
+class Checkpoint:
+    pass
+
+
+OFFSET_ENTRY = Variants({0: RecordUpdated, 1: RecordDeleted, 2: Checkpoint})
+
+
+@message
+@dataclass
+class OffsetEntry:
+    entry: RecordUpdated | RecordDeleted | Checkpoint = wire(OFFSET_ENTRY)
+
+
+# SPU -> SPU (private port): a stream's SPU forwards a consumer-offset commit to the leader of
+# consumer-offset-0.
+PEER_UPDATE_CONSUMER_OFFSET = 3100
+
+
+@message
+@dataclass
+class PeerUpdateConsumerOffsetRequest:
+    topic: str = wire(STRING)
+    partition: int = wire(UINT32)
+    consumer_id: str = wire(STRING)
+    offset: int = wire(INT64)
+
+
+@message
+@dataclass
+class PeerUpdateConsumerOffsetResponse:
+    error_code: WireError = wire(ERROR_CODE)

@@ -343,8 +343,10 @@ class ScServer:
 
     def _assignments_for(self, spu_id: int) -> list[i.ReplicaAssignment]:
         out = []
+        offsets_partition = rules.partition_name(d.CONSUMER_OFFSET_TOPIC, 0)
         for m in self.partitions.values():
-            if spu_id in m.spec.replicas:
+            # every SPU learns who leads consumer-offset-0: it forwards offset commits there
+            if spu_id in m.spec.replicas or m.name == offsets_partition:
                 topic, part = rules.parse_partition_name(m.name) or (m.name, 0)
                 s = m.spec
                 out.append(i.ReplicaAssignment(

@@ -60,6 +60,7 @@ class ReplicaRegistry:
         self.storage = storage
         self.flush = flush
         self.replicas: dict[tuple[str, int], LocalReplica] = {}
+        self.leaders: dict[tuple[str, int], int] = {}     # every partition the SC told us about
 
     def get(self, topic: str, partition: int) -> LocalReplica | None:
         return self.replicas.get((topic, partition))
@@ -69,6 +70,13 @@ class ReplicaRegistry:
         return r if r is not None and r.is_leader(self.spu_id) else None
 
     def apply(self, assignments: list[ReplicaAssignment], full: bool) -> None:
+        if full:
+            self.leaders = {}
+        for a in assignments:
+            if a.deleted:
+                self.leaders.pop((a.topic, a.partition), None)
+            else:
+                self.leaders[(a.topic, a.partition)] = a.leader
         wanted = {(a.topic, a.partition): a for a in assignments if self.spu_id in a.replicas and not a.deleted}
         removed = [(a.topic, a.partition) for a in assignments if a.deleted or self.spu_id not in a.replicas]
         if full:

@@ -18,11 +18,13 @@ from fluvial.protocol.codec import OK, Reader, WireError, decode_from, encode
 from fluvial.protocol.frame import API_VERSIONS_KEY, ApiVersionsRequest, ApiVersionsResponse, RequestHeader
 from fluvial.protocol.metadata import CompressionAlgorithm
 from fluvial.spu.control import ControlLink
+from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
 from fluvial.storage.config import FlushKind
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
 from fluvial.transport import server as srv
+from fluvial.transport.client import ClientConnection
 
 logger = logging.getLogger(__name__)
 _errors = RateLimitedLog(logger)
@@ -51,6 +53,9 @@ class StreamSession:
     """One StreamFetch: one outstanding frame until the consumer acknowledges it (UpdateOffsets)."""
 
     stream_id: int
+    topic: str = ""
+    partition: int = 0
+    consumer_id: str | None = None
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     ack_offset: int = -1
 
@@ -70,8 +75,16 @@ class SpuServer:
             sp.SpuApiKey.FETCH_OFFSETS: self._fetch_offsets,
             sp.SpuApiKey.STREAM_FETCH: self._stream_fetch,
             sp.SpuApiKey.UPDATE_OFFSETS: self._update_offsets,
+            sp.SpuApiKey.UPDATE_CONSUMER_OFFSET: self._update_consumer_offset,
+            sp.SpuApiKey.DELETE_CONSUMER_OFFSET: self._delete_consumer_offset,
+            sp.SpuApiKey.FETCH_CONSUMER_OFFSETS: self._fetch_consumer_offsets,
         })
-        self.private = srv.Service("spu-private", {API_VERSIONS_KEY: self._api_versions})
+        self.private = srv.Service("spu-private", {
+            API_VERSIONS_KEY: self._api_versions,
+            i.PEER_UPDATE_CONSUMER_OFFSET: self._peer_update_consumer_offset,
+        })
+        self.offsets = ConsumerOffsets(self.registry)
+        self.peers: dict[int, i.PeerSpu] = {}
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.control: ControlLink | None = None
@@ -82,11 +95,14 @@ class SpuServer:
         self._servers.append(await srv.start(self.private, cfg.private_host, cfg.private_port))
         register = i.RegisterSpuRequest(cfg.spu_id, cfg.public_host, self.public_port, cfg.private_host,
                                         self.private_port, None)
-        self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry)
+        self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry, self._set_peers)
         self._tasks.append(asyncio.ensure_future(self.control.run()))
         logger.info("spu_started id=%d public=%s:%d private=%s:%d sc=%s:%d data_dir=%s", cfg.spu_id,
                     cfg.public_host, self.public_port, cfg.private_host, self.private_port, cfg.sc_host,
                     cfg.sc_port, self.storage.base_dir)
+
+    def _set_peers(self, peers: list[i.PeerSpu]) -> None:
+        self.peers = {p.spu_id: p for p in peers}
 
     @property
     def public_port(self) -> int:
@@ -182,7 +198,7 @@ class SpuServer:
             return
         ids = conn.state.setdefault("stream_ids", itertools.count(1))
         sessions: dict[int, StreamSession] = conn.state.setdefault("streams", {})  # type: ignore[assignment]
-        session = StreamSession(next(ids))  # type: ignore[call-overload]
+        session = StreamSession(next(ids), req.topic, req.partition, req.consumer_id)  # type: ignore[call-overload]
         sessions[session.stream_id] = session
 
         async def push() -> None:
@@ -243,4 +259,80 @@ class SpuServer:
         await conn.send(h.correlation_id, encode(sp.UpdateOffsetsResponse(out), h.api_version))
 
 
+    # ============================================================================ consumer offsets
+
+    async def _update_consumer_offset(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.UpdateConsumerOffsetRequest, body, h.api_version)
+        sessions: dict[int, StreamSession] = conn.state.get("streams", {})  # type: ignore[assignment]
+        session = sessions.get(req.session_id)
+        if session is None:
+            err = WireError(ErrorCode.FETCH_SESSION_NOT_FOUND)
+        elif not session.consumer_id:
+            err = WireError.of(ErrorCode.OTHER, "stream without consumer id")
+        else:
+            err = await self._commit_offset(session.topic, session.partition, session.consumer_id, req.offset)
+        await conn.send(h.correlation_id, encode(sp.UpdateConsumerOffsetResponse(req.offset, err), h.api_version))
+
+    async def _commit_offset(self, topic: str, partition: int, consumer_id: str, offset: int) -> WireError:
+        """Store locally when this SPU leads consumer-offset-0, else forward to the SPU that does."""
+        if self.registry.leader(d.CONSUMER_OFFSET_TOPIC, 0) is not None:
+            try:
+                self.offsets.update(topic, partition, consumer_id, offset)
+            except FluvialError as e:
+                return WireError.from_exception(e)
+            return OK
+        leader = self.registry.leaders.get((d.CONSUMER_OFFSET_TOPIC, 0))
+        peer = self.peers.get(leader) if leader is not None else None
+        if peer is None:
+            return WireError(ErrorCode.PARTITION_NOT_LEADER)
+        try:
+            conn = await ClientConnection.connect(peer.private_host, peer.private_port, timeout=5)
+            try:
+                body = encode(i.PeerUpdateConsumerOffsetRequest(topic, partition, consumer_id, offset), 0)
+                r = await conn.request(i.PEER_UPDATE_CONSUMER_OFFSET, 0, body, timeout=10)
+                return decode_from(i.PeerUpdateConsumerOffsetResponse, r, 0).error_code
+            finally:
+                await conn.close()
+        except FluvialError as e:
+            return WireError.of(ErrorCode.OFFSET_FLUSH_REQUEST_ERROR, str(e))
+
+    async def _peer_update_consumer_offset(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(i.PeerUpdateConsumerOffsetRequest, body, 0)
+        try:
+            self.offsets.update(req.topic, req.partition, req.consumer_id, req.offset)
+            err = OK
+        except NotOffsetLeader:
+            err = WireError(ErrorCode.PARTITION_NOT_LEADER)
+        except FluvialError as e:
+            err = WireError.from_exception(e)
+        await conn.send(h.correlation_id, encode(i.PeerUpdateConsumerOffsetResponse(err), 0))
+
+    async def _delete_consumer_offset(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.DeleteConsumerOffsetRequest, body, h.api_version)
+        try:
+            self.offsets.delete(req.replica_id.topic, req.replica_id.partition, req.consumer_id)
+            err = OK
+        except NotOffsetLeader:
+            err = WireError(ErrorCode.PARTITION_NOT_LEADER)
+        except FluvialError as e:
+            err = WireError.from_exception(e)
+        await conn.send(h.correlation_id, encode(sp.DeleteConsumerOffsetResponse(err), h.api_version))
+
+    async def _fetch_consumer_offsets(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(sp.FetchConsumerOffsetsRequest, body, h.api_version)
+        f = req.filter_opts
+        topic = f.replica_id.topic if f is not None and f.replica_id is not None else None
+        partition = f.replica_id.partition if f is not None and f.replica_id is not None else None
+        consumer = f.consumer_id if f is not None else None
+        try:
+            found = self.offsets.fetch(topic, partition, consumer)
+            consumers = [sp.ConsumerOffset(s.consumer_id, sp.ReplicaKey(s.topic, s.partition), s.offset,
+                                           s.modified_time) for s in found]
+            resp = sp.FetchConsumerOffsetsResponse(OK, consumers)
+        except NotOffsetLeader:
+            resp = sp.FetchConsumerOffsetsResponse(WireError(ErrorCode.PARTITION_NOT_LEADER), [])
+        await conn.send(h.correlation_id, encode(resp, h.api_version))
+
+
 __all__ = ["SpuConfig", "SpuServer"]
+
