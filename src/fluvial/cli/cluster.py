@@ -133,13 +133,18 @@ def _pids(data_dir: Path) -> dict[str, int]:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it has already stopped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _stop_all(data_dir: Path) -> int:
