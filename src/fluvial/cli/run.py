@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -34,12 +35,10 @@ def _configure_logging() -> None:
 
 def _serve(start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[None]]) -> None:
     _configure_logging()
-    try:
+    if os.environ.get("FLUVIAL_EVENT_LOOP", "uvloop") == "uvloop":   # "asyncio": the stock loop
         import uvloop
 
         uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; the stock loop works too
-        pass
 
     async def main() -> None:
         done = asyncio.Event()
