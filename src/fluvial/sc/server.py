@@ -59,8 +59,9 @@ class ScConfig:
     topic_wait_seconds: float = float(os.environ.get("FLV_TOPIC_WAIT", d.TOPIC_WAIT_SECONDS))
 
 
-class ScServer:
+class ScServer(srv.TwoPortServer):
     def __init__(self, config: ScConfig) -> None:
+        super().__init__()
         self.config = config
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         self.backend = open_backend(config.metadata_url, config.data_dir)
@@ -73,8 +74,6 @@ class ScServer:
             store.load(blobs.get(label, {}))
         self.sessions: dict[int, SpuSession] = {}
         self.assignment_epoch = 0
-        self._servers: list[asyncio.base_events.Server] = []
-        self._tasks: list[asyncio.Task[None]] = []
         self.public = srv.Service("sc-public", {
             API_VERSIONS_KEY: self._api_versions,
             scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
@@ -96,28 +95,21 @@ class ScServer:
             self._create_topic(d.CONSUMER_OFFSET_TOPIC, _system_topic_spec())
         self._schedule_pending_topics()
         cfg = self.config
-        self._servers.append(await srv.start(self.public, cfg.public_host, cfg.public_port))
-        self._servers.append(await srv.start(self.private, cfg.private_host, cfg.private_port))
+        await self._listen((cfg.public_host, cfg.public_port), (cfg.private_host, cfg.private_port))
         self._tasks.append(asyncio.ensure_future(self._liveness()))
         logger.info("sc_started public=%s:%d private=%s:%d data_dir=%s topics=%d", cfg.public_host,
                     self.public_port, cfg.private_host, self.private_port, cfg.data_dir, len(self.topics.objects))
 
     @property
     def public_port(self) -> int:
-        return self._servers[0].sockets[0].getsockname()[1] if self._servers else self.config.public_port
+        return self._bound_port(0, self.config.public_port)
 
     @property
     def private_port(self) -> int:
-        return self._servers[1].sockets[0].getsockname()[1] if len(self._servers) > 1 else self.config.private_port
+        return self._bound_port(1, self.config.private_port)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for s in self._servers:
-            s.close()
-        for service in (self.public, self.private):
-            for conn in list(service.connections):
-                await conn.close()
+        await self._close_services()
         self.backend.close()
 
     # ==================================================================================== public API

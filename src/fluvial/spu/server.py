@@ -64,8 +64,9 @@ class StreamSession:
         self.acked.set()
 
 
-class SpuServer:
+class SpuServer(srv.TwoPortServer):
     def __init__(self, config: SpuConfig) -> None:
+        super().__init__()
         self.config = config
         self.storage = StorageManager(config.data_dir, config.spu_id, reserve_bytes=config.reserve_bytes)
         self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush)
@@ -85,14 +86,11 @@ class SpuServer:
         })
         self.offsets = ConsumerOffsets(self.registry)
         self.peers: dict[int, i.PeerSpu] = {}
-        self._servers: list[asyncio.base_events.Server] = []
-        self._tasks: list[asyncio.Task[None]] = []
         self.control: ControlLink | None = None
 
     async def start(self) -> None:
         cfg = self.config
-        self._servers.append(await srv.start(self.public, cfg.public_host, cfg.public_port))
-        self._servers.append(await srv.start(self.private, cfg.private_host, cfg.private_port))
+        await self._listen((cfg.public_host, cfg.public_port), (cfg.private_host, cfg.private_port))
         register = i.RegisterSpuRequest(cfg.spu_id, cfg.public_host, self.public_port, cfg.private_host,
                                         self.private_port, None)
         self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry, self._set_peers)
@@ -106,20 +104,14 @@ class SpuServer:
 
     @property
     def public_port(self) -> int:
-        return self._servers[0].sockets[0].getsockname()[1] if self._servers else self.config.public_port
+        return self._bound_port(0, self.config.public_port)
 
     @property
     def private_port(self) -> int:
-        return self._servers[1].sockets[0].getsockname()[1] if len(self._servers) > 1 else self.config.private_port
+        return self._bound_port(1, self.config.private_port)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for s in self._servers:
-            s.close()
-        for service in (self.public, self.private):
-            for conn in list(service.connections):
-                await conn.close()
+        await self._close_services()
         self.storage.close()
 
     # ===================================================================================== handlers

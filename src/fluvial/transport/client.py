@@ -59,19 +59,22 @@ class ClientConnection:
             raise ConnectionLost(f"can't connect to {host}:{port}: {e}") from e
         return cls(reader, writer, client_id, max_frame_bytes)
 
+    async def _write(self, api_key: int, version: int, correlation: int, body: bytes) -> None:
+        frame = encode_request(RequestHeader(api_key, version, correlation, self.client_id), body)
+        async with self._write_lock:
+            if self.closed:
+                raise ConnectionLost("connection is closed")
+            self._writer.write(frame)
+            await self._writer.drain()
+
     async def request(self, api_key: int, version: int, body: bytes,
                       timeout: float = DEFAULT_CALL_TIMEOUT_SECONDS) -> Reader:
         """Send one request; return a reader over the response body."""
         correlation = next(self._ids)
         fut: asyncio.Future[Reader] = asyncio.get_running_loop().create_future()
         self._waiters[correlation] = fut
-        frame = encode_request(RequestHeader(api_key, version, correlation, self.client_id), body)
         try:
-            async with self._write_lock:
-                if self.closed:
-                    raise ConnectionLost("connection is closed")
-                self._writer.write(frame)
-                await self._writer.drain()
+            await self._write(api_key, version, correlation, body)
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError as e:
             raise RequestTimeout(f"no answer to api key {api_key} within {timeout} s") from e
@@ -85,13 +88,8 @@ class ClientConnection:
         correlation = next(self._ids)
         queue: asyncio.Queue[object] = asyncio.Queue()
         self._streams[correlation] = queue
-        frame = encode_request(RequestHeader(api_key, version, correlation, self.client_id), body)
         try:
-            async with self._write_lock:
-                if self.closed:
-                    raise ConnectionLost("connection is closed")
-                self._writer.write(frame)
-                await self._writer.drain()
+            await self._write(api_key, version, correlation, body)
             while True:
                 item = await queue.get()
                 if item is _CLOSED:

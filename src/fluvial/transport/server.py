@@ -175,3 +175,30 @@ async def serve_connection(service: Service, reader: asyncio.StreamReader, write
 async def start(service: Service, host: str, port: int) -> asyncio.base_events.Server:
     return await asyncio.start_server(lambda r, w: serve_connection(service, r, w), host, port,
                                       reuse_address=True, limit=2 ** 16)
+
+
+class TwoPortServer:
+    """Plumbing shared by the SC and the SPU: a public and a private service, background tasks."""
+
+    public: Service
+    private: Service
+
+    def __init__(self) -> None:
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _listen(self, public: tuple[str, int], private: tuple[str, int]) -> None:
+        self._servers.append(await start(self.public, *public))
+        self._servers.append(await start(self.private, *private))
+
+    def _bound_port(self, index: int, configured: int) -> int:
+        return self._servers[index].sockets[0].getsockname()[1] if len(self._servers) > index else configured
+
+    async def _close_services(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for s in self._servers:
+            s.close()
+        for service in (self.public, self.private):
+            for conn in list(service.connections):
+                await conn.close()
