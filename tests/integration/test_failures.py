@@ -6,12 +6,13 @@ import os
 import signal
 import socket
 import struct
+import urllib.request
 
 import pytest
 
 from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
 
-from .cluster import Cluster
+from .cluster import Cluster, free_ports
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -86,8 +87,11 @@ def test_kill_9_spu_while_producing_loses_no_acknowledged_record(fresh_cluster: 
         acked[int(off)] = val
     for d in find_replica_dirs(c.data / "spu-5001"):
         assert verify_replica_dir(d).ok, d                 # nothing torn on disk
-    c.restart_spu(5001, "--flush", flush)
+    metrics_port = free_ports(0)[0]
+    c.restart_spu(5001, "--flush", flush, "--metrics-addr", f"127.0.0.1:{metrics_port}")
     c.wait_spus_online([5001])
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
+        assert b"fluvial_produced_records_total" in resp.read()
     out = c.client(f"""
         f = Fluvio.connect()
         lso = None

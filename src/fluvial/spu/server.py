@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, FluvialError, UnknownCompression
+from fluvial.observability import metrics
 from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.protocol import batch as b
 from fluvial.protocol import internal as i
@@ -70,6 +71,8 @@ class SpuServer(srv.TwoPortServer):
         self.config = config
         self.storage = StorageManager(config.data_dir, config.spu_id, reserve_bytes=config.reserve_bytes)
         self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush)
+        self.storage.guard.add_listener(metrics.count_transition)
+        self.storage.add_replica_listener(metrics.count_transition)
         self.public = srv.Service("spu-public", {
             API_VERSIONS_KEY: self._api_versions,
             sp.SpuApiKey.PRODUCE: self._produce,
@@ -149,9 +152,12 @@ class SpuServer(srv.TwoPortServer):
         except FluvialError as e:
             _errors.warning(f"produce:{type(e).__name__}:{replica.directory.rsplit('/', 1)[0]}",
                             "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
+            metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
             return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
                                                replica.log_start)
         local.notify_appended()
+        metrics.PRODUCED_RECORDS.inc(result.leo - result.base_offset)
+        metrics.PRODUCED_BYTES.inc(sum(map(len, batches)))
         return sp.PartitionProduceResponse(p.partition_index, OK, result.base_offset, -1, replica.log_start)
 
     @staticmethod
