@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage clean
+.PHONY: run test lint bench bench-storage bench-client clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-bench: bench-storage
+bench: bench-storage bench-client
 
 bench-storage: $(STAMP)
 	$(PY) benchmarks/storage_bench.py
+
+bench-client: $(STAMP)
+	$(PY) benchmarks/client_bench.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
