@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import struct
+import time
 import urllib.request
 
 import pytest
@@ -156,3 +157,32 @@ def test_malformed_input_on_every_port_leaves_servers_serving(cluster: Cluster) 
             s.close()
     for name in ["sc", "spu-5001", "spu-5002"]:
         os.kill(cluster.pid(name), 0)                      # still running
+
+
+def test_silent_spu_goes_offline_and_comes_back(fresh_cluster: Cluster) -> None:
+    """SIGSTOP: the connection stays open but heartbeats stop; the SC marks the SPU offline after its
+    silence limit (2 s) and online again once it resumes."""
+    import asyncio
+
+    from fluvial.client.admin import list_spus
+
+    c = fresh_cluster
+
+    def online() -> bool:
+        return any(s.online for s in asyncio.run(list_spus("127.0.0.1", c.sc_port, timeout=5)) if s.id == 5001)
+
+    pid = c.pid("spu-5001")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 15
+        while online() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not online(), "the SC still reports a silent SPU online"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    c.wait_spus_online([5001])
+    out = c.client("""
+        FluvioAdmin.connect().create_topic("after-pause")
+        print(json.dumps(True))
+    """)
+    assert out is True
