@@ -39,7 +39,6 @@ import random
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchlib import cpu_model, fs_type, git_revision, load_average, log, median
 from fluvial import defaults as d
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,35 +59,7 @@ LOOPS = ("uvloop", "asyncio")
 BIG_CHUNK = 64 * KIB
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
 # ============================================================================================ machine
-
-
-def fs_type(path: str) -> str:
-    real = os.path.realpath(path)
-    best, kind = "", "unknown"
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            mount = left.split()[4]
-            if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
-                best, kind = mount, right.split()[0]
-    return kind
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def mem_total_gib() -> float:
@@ -98,15 +70,6 @@ def mem_total_gib() -> float:
     return 0.0
 
 
-def git_revision() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        if out.returncode == 0:
-            return out.stdout.strip()
-    return "unknown"
-
-
 def package_version(name: str) -> str:
     from importlib import metadata
 
@@ -114,12 +77,6 @@ def package_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    return "unknown"
 
 
 # ============================================================================================ cluster

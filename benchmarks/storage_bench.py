@@ -32,8 +32,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchlib import cpu_model, fs_type, git_revision, load_average, log, median
 from fluvial import defaults as d
 from fluvial.protocol import batch as b
 from fluvial.protocol.records import build_batch
@@ -57,10 +56,6 @@ DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "storage.json"
 # ============================================================================================ helpers
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def make_batch(batch_bytes: int, seed: bytes) -> bytes:
     """One uncompressed batch of `batch_bytes // 1 KiB` records of 1 KiB (random bytes, no key)."""
     count = max(1, batch_bytes // RECORD_BYTES)
@@ -69,49 +64,12 @@ def make_batch(batch_bytes: int, seed: bytes) -> bytes:
     return build_batch(records, timestamp_ms=int(time.time() * 1000))
 
 
-def fs_type(path: str) -> str:
-    """Filesystem type of `path` from /proc/self/mountinfo (longest matching mount point)."""
-    real = os.path.realpath(path)
-    best, kind = "", "unknown"
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            mount = left.split()[4]
-            if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
-                best, kind = mount, right.split()[0]
-    return kind
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def mem_total_bytes() -> int:
     with contextlib.suppress(OSError), open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal:"):
                 return int(line.split()[1]) * KIB
     return 0
-
-
-def git_revision() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        if out.returncode == 0:
-            return out.stdout.strip()
-    return "unknown"
-
-
-def load_average() -> str:
-    """1/5/15-minute load: other work on the machine shows up here (and in the spread of the runs)."""
-    with contextlib.suppress(OSError):
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    return "unknown"
 
 
 def free_bytes(path: str) -> int:
@@ -171,10 +129,6 @@ def timed(out: list[float]) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     out.append(time.perf_counter() - t0)
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
 
 
 # ============================================================================================ results
