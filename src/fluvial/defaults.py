@@ -82,3 +82,11 @@ CONSUMER_OFFSET_RETENTION_SECONDS = 604_800
 CONSUMER_OFFSET_SEGMENT_BYTES = 512_000_000
 CONSUMER_OFFSET_MAX_PARTITION_BYTES = 2_048_000_000
 STREAM_FETCH_MAX_BYTES = 1_048_890                # the official client's default max_bytes
+
+# ---------------------------------------------------------------------------------------- client
+RETRY_BACKOFF_INITIAL_SECONDS = 0.02              # Fluvio's producer starts at 20 ms ...
+RETRY_BACKOFF_MAX_SECONDS = 5.0                   # ... fluvial caps each wait here
+RETRY_BACKOFF_MULTIPLIER = 2.0
+RETRY_JITTER_FRACTION = 0.2                       # each wait is randomized by ±20 %
+DELIVERY_TIMEOUT_SECONDS = 120.0                  # a record is given up after this long
+RETRY_WARNING_INTERVAL_SECONDS = 30.0             # at most one retry warning per partition this often

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from fluvial.client.partitioner import partition_for_key
+
 from .cluster import Cluster
 
 pytestmark = pytest.mark.timeout(300)
@@ -138,6 +140,18 @@ def test_live_consumer_and_multi_partition_and_compression(cluster: Cluster) -> 
     assert json.loads(stdout.strip().splitlines()[-1]) == ["before", "live-0", "live-1", "live-2", "live-3"]
     values = [v for _, v in out["seen"]]
     assert len(values) == len(set(values)) == 200                       # every record exactly once
+    # fluvial's partitioner agrees with the official producer: every key sits where partition_for_key says
+    counts = [4 * sum(partition_for_key(f"k{i}".encode(), 3) == part for i in range(50)) for part in range(3)]
+    placed = cluster.client(f"""
+        f = Fluvio.connect()
+        out = []
+        for part, count in enumerate({counts}):
+            stream = f.partition_consumer("multi", part).stream(Offset.beginning())
+            out.append([r.key_string() for _, r in zip(range(count), stream)])
+        print(json.dumps(out))
+    """)
+    for part, keys in enumerate(placed):
+        assert keys and all(partition_for_key(k.encode(), 3) == part for k in keys)
     for codec in ["Gzip", "Snappy", "Lz4", "Zstd"]:
         assert {f"{codec}-{i}" for i in range(50)} <= set(values)
 
