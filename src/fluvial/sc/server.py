@@ -100,14 +100,6 @@ class ScServer(srv.TwoPortServer):
         logger.info("sc_started public=%s:%d private=%s:%d data_dir=%s topics=%d", cfg.public_host,
                     self.public_port, cfg.private_host, self.private_port, cfg.data_dir, len(self.topics.objects))
 
-    @property
-    def public_port(self) -> int:
-        return self._bound_port(0, self.config.public_port)
-
-    @property
-    def private_port(self) -> int:
-        return self._bound_port(1, self.config.private_port)
-
     async def stop(self) -> None:
         await self._close_services()
         self.backend.close()

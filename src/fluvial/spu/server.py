@@ -105,14 +105,6 @@ class SpuServer(srv.TwoPortServer):
     def _set_peers(self, peers: list[i.PeerSpu]) -> None:
         self.peers = {p.spu_id: p for p in peers}
 
-    @property
-    def public_port(self) -> int:
-        return self._bound_port(0, self.config.public_port)
-
-    @property
-    def private_port(self) -> int:
-        return self._bound_port(1, self.config.private_port)
-
     async def stop(self) -> None:
         await self._close_services()
         self.storage.close()

@@ -194,6 +194,15 @@ class TwoPortServer:
     def _bound_port(self, index: int, configured: int) -> int:
         return self._servers[index].sockets[0].getsockname()[1] if len(self._servers) > index else configured
 
+    @property
+    def public_port(self) -> int:
+        """The port actually bound (the configured one until started; port 0 picks a free one)."""
+        return self._bound_port(0, self.config.public_port)  # type: ignore[attr-defined]
+
+    @property
+    def private_port(self) -> int:
+        return self._bound_port(1, self.config.private_port)  # type: ignore[attr-defined]
+
     async def _close_services(self) -> None:
         for t in self._tasks:
             t.cancel()

@@ -13,7 +13,7 @@ from fluvial.errors import ProtocolError
 from fluvial.protocol import internal
 from fluvial.protocol.codec import all_messages, decode, encode
 
-from .test_spu_roundtrip import strategy_for_message as message_strategy
+from .strategies import strategy_for_message as message_strategy
 
 MESSAGES = [m for m in all_messages(vars(internal)) if m.__module__ == internal.__name__]
 

@@ -9,85 +9,22 @@ message exactly.
 from __future__ import annotations
 
 import contextlib
-import functools
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fluvial.errors import ErrorCode, ProtocolError
+from fluvial.errors import ProtocolError
 from fluvial.protocol import metadata, sc
 from fluvial.protocol.codec import (
-    BOOL,
-    BYTES,
-    DURATION,
-    ERROR_CODE,
-    ERROR_PAYLOADS,
-    STRING,
-    Fixed,
-    IntEnum8,
-    Map16,
-    Option,
-    Struct,
     Variants,
-    Vec,
-    WireError,
-    WireType,
     all_messages,
     decode,
     encode,
 )
 
 from .sc_vectors import decode_body, golden_bodies
-
-_FIXED = {c: (-(1 << (8 * n - 1)), (1 << (8 * n - 1)) - 1) for c, n in zip("bhiq", (1, 2, 4, 8), strict=True)}
-_FIXED |= {c.upper(): (0, (1 << (8 * n)) - 1) for c, n in zip("bhiq", (1, 2, 4, 8), strict=True)}
-
-# Durations travel as u64 s + u32 ns but are floats here: draw values a float holds to the nanosecond.
-_DURATIONS = st.builds(lambda s, n: s + n / 1e9, st.integers(0, 1 << 20), st.integers(0, 10**9 - 1))
-
-
-@functools.cache
-def wire_strategy(t: WireType, version: int) -> st.SearchStrategy[Any]:
-    """Values of wire type `t` as a message encoded at `version` holds them."""
-    if isinstance(t, Fixed):
-        lo, hi = _FIXED[t.st.format[-1]]
-        return st.integers(lo, hi)
-    if t is BOOL:
-        return st.booleans()
-    if t is STRING:
-        return st.text(max_size=12)
-    if t is BYTES:
-        return st.binary(max_size=16)
-    if t is DURATION:
-        return _DURATIONS
-    if t is ERROR_CODE:
-        return st.sampled_from(list(ErrorCode)).flatmap(lambda code: st.tuples(
-            *(wire_strategy(wt, version) for _n, wt in ERROR_PAYLOADS.get(code, ()))
-        ).map(lambda payload, code=code: WireError(code, payload)))
-    if isinstance(t, Option):
-        return st.none() | wire_strategy(t.inner, version)
-    if isinstance(t, Vec):
-        return st.lists(wire_strategy(t.inner, version), max_size=2)
-    if isinstance(t, Map16):
-        return st.dictionaries(wire_strategy(t.key, version), wire_strategy(t.value, version), max_size=2)
-    if isinstance(t, IntEnum8):
-        return st.sampled_from(list(t.enum_cls))
-    if isinstance(t, Struct):
-        return message_strategy(t.cls, version)
-    if isinstance(t, Variants):     # variant fields are not version-gated, nested structs are
-        return st.one_of([message_strategy(c, version, gated=False) for c in t.by_tag.values()])
-    raise AssertionError(f"no strategy for {t!r}")
-
-
-@functools.cache
-def message_strategy(cls: type, version: int, *, gated: bool = True) -> st.SearchStrategy[Any]:
-    fields = {}
-    for name, wtype, lo, hi in cls.WIRE_FIELDS:
-        if not gated or (version >= lo and (hi is None or version <= hi)):
-            fields[name] = wire_strategy(wtype, version)
-    return st.builds(cls, **fields)
+from .strategies import strategy_for_message
 
 
 def _object_classes() -> set[type]:
@@ -136,7 +73,7 @@ def test_variant_payloads_have_no_gated_fields() -> None:
 @given(data=st.data())
 def test_round_trip(cls: type, data: st.DataObject) -> None:
     version = data.draw(st.sampled_from(VERSIONS), label="version")
-    msg = data.draw(message_strategy(cls, version), label="msg")
+    msg = data.draw(strategy_for_message(cls, version), label="msg")
     raw = encode(msg, version)
     assert decode(cls, raw, version) == msg
     assert encode(decode(cls, raw, version), version) == raw
@@ -149,7 +86,7 @@ def test_typed_request_round_trip(data: st.DataObject) -> None:
     keys = list(sc.ScApiKey) if label == "Topic" else [k for k in sc.ScApiKey if k is not sc.ScApiKey.UPDATE]
     key = data.draw(st.sampled_from(keys))
     version = data.draw(SC_VERSIONS)
-    msg = data.draw(message_strategy(sc.OBJECT_TYPES[label].request_class(key), version))
+    msg = data.draw(strategy_for_message(sc.OBJECT_TYPES[label].request_class(key), version))
     body = sc.encode_typed(label, msg, version)
     assert sc.decode_typed_request(key, body, version) == (label, msg)
 
@@ -160,7 +97,7 @@ def test_typed_response_round_trip(data: st.DataObject) -> None:
     label = data.draw(LABELS)
     key = data.draw(st.sampled_from([sc.ScApiKey.LIST, sc.ScApiKey.WATCH]))
     version = data.draw(SC_VERSIONS)
-    msg = data.draw(message_strategy(sc.OBJECT_TYPES[label].response_class(key), version))
+    msg = data.draw(strategy_for_message(sc.OBJECT_TYPES[label].response_class(key), version))
     body = sc.encode_typed(label, msg, version)
     assert sc.decode_typed_response(key, body, version) == (label, msg)
 
