@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage bench-client clean
+.PHONY: run test lint bench bench-storage bench-client bench-nats ensure-nats clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-bench: bench-storage bench-client
+bench: bench-storage bench-client bench-nats
 
 bench-storage: $(STAMP)
 	$(PY) benchmarks/storage_bench.py
 
 bench-client: $(STAMP)
 	$(PY) benchmarks/client_bench.py
+
+# nats-server (apt) + nats-py (the `bench` extra) for the NATS JetStream baseline; quick when present.
+ensure-nats: $(STAMP)
+	bash scripts/ensure-nats.sh $(PY)
+
+bench-nats: ensure-nats
+	$(PY) benchmarks/nats_baseline.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
