@@ -1,53 +1,335 @@
-"""Admin calls against the SC public API. Every call has a timeout."""
+"""Admin calls against the SC public API (`reference/fluvio-wire.md` §8, §9): topics, partitions, SPUs.
+
+    async with await Admin.connect("127.0.0.1", 9003) as admin:
+        await admin.create_topic("events", TopicConfig(partitions=3, retention_time=3600))
+        for t in await admin.list_topics():
+            print(t.name, t.partitions, t.resolution.name)
+
+One `ClientConnection` per Admin; every call has a timeout. Results are frozen dataclasses built from the
+wire objects; a refused Create/Delete raises the typed error of its Status code (`fluvial.errors.
+admin_error`: TopicAlreadyExists, TopicNotFound, InvalidTopicName, ...). Connection failures raise
+`ConnectionLost`, missing answers `RequestTimeout` (both `FluvialError`).
+"""
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
+from typing import Any
 
 from fluvial import defaults as d
+from fluvial.errors import ErrorCode, InvalidConfig, admin_error
+from fluvial.protocol import codec
 from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
 from fluvial.transport.client import ClientConnection
+
+ADMIN_TIMEOUT_SECONDS = d.CLIENT_REQUEST_TIMEOUT_SECONDS
+CREATE_TIMEOUT_MARGIN_SECONDS = d.CLIENT_CREATE_TIMEOUT_MARGIN_SECONDS
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+COMPRESSIONS: dict[str, md.CompressionAlgorithm] = {c.name.lower(): c for c in md.CompressionAlgorithm}
+
+# --------------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """What `create_topic` asks for. None leaves a setting to the SC's default (Fluvio's: 7 days retention,
+    1 GB segments, 100 GB partitions, compression `any`)."""
+
+    partitions: int = 1
+    replication: int = 1
+    ignore_rack_assignment: bool = False
+    retention_time: int | None = None          # seconds
+    segment_size: int | None = None            # bytes
+    max_partition_size: int | None = None      # bytes
+    compression: str | None = None             # none|gzip|snappy|lz4|zstd|any
+    system: bool = False
+    dry_run: bool = False                      # validate only, create nothing
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise InvalidConfig(problem)
+
+    def problem(self) -> str | None:
+        """What makes this config impossible to encode, or None. (The SC checks the minimums.)"""
+        for field, value, top in (("partitions", self.partitions, U32_MAX), ("replication", self.replication, U32_MAX),
+                                  ("retention_time", self.retention_time, U32_MAX),
+                                  ("segment_size", self.segment_size, U32_MAX),
+                                  ("max_partition_size", self.max_partition_size, U64_MAX)):
+            if value is not None and not 0 <= value <= top:
+                return f"{field} {value} is out of range (0..{top})"
+        if self.compression is not None and self.compression.lower() not in COMPRESSIONS:
+            return (f"unknown compression type {self.compression!r} "
+                    f"(one of {', '.join(sorted(COMPRESSIONS))})")
+        return None
+
+    def to_spec(self) -> md.TopicSpec:
+        """The wire `TopicSpec` (computed replica assignment)."""
+        storage = None
+        if self.segment_size is not None or self.max_partition_size is not None:
+            storage = md.TopicStorageConfig(self.segment_size, self.max_partition_size)
+        return md.TopicSpec(
+            replicas=md.TopicReplicaParam(self.partitions, self.replication, self.ignore_rack_assignment),
+            cleanup_policy=(md.SegmentBasedPolicy(self.retention_time) if self.retention_time is not None
+                            else None),
+            storage=storage,
+            compression_type=(COMPRESSIONS[self.compression.lower()] if self.compression is not None
+                              else md.CompressionAlgorithm.ANY),
+            deduplication=None,
+            system=self.system,
+        )
+
+
+# -------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    type: str                                  # computed | assigned | mirror
+    partitions: int | None                     # None unless computed
+    replication: int | None
+    ignore_rack_assignment: bool
+    retention_seconds: int                     # effective (the default when the topic sets none)
+    segment_size: int | None
+    max_partition_size: int | None
+    compression: md.CompressionAlgorithm
+    deduplication: str | None                  # the dedup filter's module, if any
+    system: bool
+    resolution: md.TopicResolution
+    reason: str
+    replica_map: dict[int, tuple[int, ...]]    # partition -> SPU ids, leader first
+
+
+@dataclass(frozen=True)
+class ReplicaOffsets:
+    spu: int
+    hw: int
+    leo: int
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    topic: str
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]                  # leader first
+    resolution: md.PartitionResolution
+    size: int                                  # bytes; PARTITION_SIZE_ERROR / _NOT_SUPPORTED below 0
+    base_offset: int
+    hw: int
+    leo: int
+    lsr: int                                   # followers in sync with the leader
+    followers: tuple[ReplicaOffsets, ...]
+    is_being_deleted: bool
+    system: bool
+
+    @property
+    def status(self) -> str:
+        """One word for humans: online, offline, leader-offline, election-leader-found, out-of-storage,
+        or deleting."""
+        if self.is_being_deleted:
+            return "deleting"
+        return self.resolution.name.lower().replace("_", "-")
 
 
 @dataclass(frozen=True)
 class SpuInfo:
     id: int
-    online: bool
-    address: str
-    leads: int = 0
+    name: str
+    resolution: md.SpuResolution
+    spu_type: md.SpuType
+    rack: str | None
+    address: str                               # public HOST:PORT (what clients dial)
+    private_address: str
+    leads: int = 0                             # partitions led (cluster_status only)
+
+    @property
+    def online(self) -> bool:
+        return self.resolution is md.SpuResolution.ONLINE
 
 
-async def list_objects(host: str, port: int, label: str, *, system: bool = False,
-                       timeout: float = 10.0) -> list[object]:
-    conn = await ClientConnection.connect(host, port, timeout=timeout)
-    try:
-        body = scp.encode_typed(label, scp.ListRequest([], False, system), d.SC_OBJECT_VERSION)
-        r = await conn.request(scp.ScApiKey.LIST, d.SC_OBJECT_VERSION, body, timeout=timeout)
-        _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
-        return list(resp.objects)
-    finally:
-        await conn.close()
+def _topic_info(m: Any) -> TopicInfo:
+    spec: md.TopicSpec = m.spec
+    r = spec.replicas
+    computed = isinstance(r, md.TopicReplicaParam)
+    kind = "computed" if computed else "assigned" if isinstance(r, md.PartitionMaps) else "mirror"
+    storage = spec.storage
+    return TopicInfo(
+        name=m.name, type=kind,
+        partitions=r.partitions if computed else None,
+        replication=r.replication_factor if computed else None,
+        ignore_rack_assignment=bool(r.ignore_rack_assignment) if computed else False,
+        retention_seconds=(spec.cleanup_policy.time_in_seconds if spec.cleanup_policy is not None
+                           else d.RETENTION_SECONDS),
+        segment_size=storage.segment_size if storage else None,
+        max_partition_size=storage.max_partition_size if storage else None,
+        compression=spec.compression_type,
+        deduplication=spec.deduplication.filter.transform.uses if spec.deduplication else None,
+        system=bool(spec.system),
+        resolution=m.status.resolution, reason=m.status.reason,
+        replica_map={int(p): tuple(s) for p, s in sorted(m.status.replica_map.items())},
+    )
 
 
-def _address(spec: md.SpuSpec) -> str:
+def _partition_info(m: Any) -> PartitionInfo:
+    topic, sep, part = m.name.rpartition("-")
+    if not sep or not part.isdigit():
+        topic, part = m.name, "-1"
+    spec: md.PartitionSpec = m.spec
+    st: md.PartitionStatus = m.status
+    return PartitionInfo(
+        topic=topic, partition=int(part), leader=spec.leader, replicas=tuple(spec.replicas),
+        resolution=st.resolution, size=st.size, base_offset=st.base_offset, hw=st.leader.hw, leo=st.leader.leo,
+        lsr=st.lsr, followers=tuple(ReplicaOffsets(f.spu, f.hw, f.leo) for f in st.replicas),
+        is_being_deleted=bool(st.is_being_deleted), system=bool(spec.system),
+    )
+
+
+def _public_address(spec: md.SpuSpec) -> str:
     ingress = spec.public_endpoint.ingress
     host = (ingress[0].hostname or ingress[0].ip or "") if ingress else ""
     return f"{host}:{spec.public_endpoint.port}"
 
 
+def _spu_info(m: Any, leads: int = 0) -> SpuInfo:
+    spec: md.SpuSpec = m.spec
+    return SpuInfo(id=spec.id, name=m.name, resolution=m.status.resolution, spu_type=spec.spu_type, rack=spec.rack,
+                   address=_public_address(spec),
+                   private_address=f"{spec.private_endpoint.host}:{spec.private_endpoint.port}", leads=leads)
+
+
+# ---------------------------------------------------------------------------------------------- Admin
+
+
+class Admin:
+    """Admin calls over one connection to the SC public port."""
+
+    def __init__(self, conn: ClientConnection, *, timeout: float = ADMIN_TIMEOUT_SECONDS) -> None:
+        self._conn = conn
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, timeout: float = ADMIN_TIMEOUT_SECONDS) -> Admin:
+        """Connect within `timeout` seconds (ConnectionLost otherwise); `timeout` is also each call's."""
+        conn = await ClientConnection.connect(host, port, client_id="fluvial-admin", timeout=timeout)
+        return cls(conn, timeout=timeout)
+
+    async def __aenter__(self) -> Admin:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: types.TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    # ------------------------------------------------------------------------------------- plumbing
+
+    async def _call(self, key: scp.ScApiKey, label: str, msg: Any, timeout: float | None) -> codec.Reader:
+        body = scp.encode_typed(label, msg, d.SC_OBJECT_VERSION)
+        return await self._conn.request(key, d.SC_OBJECT_VERSION, body,
+                                        timeout=self.timeout if timeout is None else timeout)
+
+    async def _status_call(self, key: scp.ScApiKey, label: str, msg: Any, name: str,
+                           timeout: float | None) -> None:
+        r = await self._call(key, label, msg, timeout)
+        status = codec.decode(scp.Status, r.take(r.remaining()), d.SC_OBJECT_VERSION)
+        if not status.error_code.ok:
+            raise admin_error(status.error_code.code, status.name or name,
+                              status.error_message or _payload_text(status.error_code), kind=label.lower())
+
+    async def list_objects(self, label: str, *, names: list[str] | None = None, system: bool = False,
+                           timeout: float | None = None) -> list[Any]:
+        """Raw metadata objects (`scp.OBJECT_TYPES[label].metadata`) of "Topic", "Partition" or "SPU".
+        `names`: objects whose name contains one of them (the SC's filter); `system`: system objects only
+        (topics and partitions), else non-system ones."""
+        r = await self._call(scp.ScApiKey.LIST, label, scp.ListRequest(list(names or []), False, system), timeout)
+        _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
+        return list(resp.objects)
+
+    # --------------------------------------------------------------------------------------- topics
+
+    async def create_topic(self, name: str, config: TopicConfig | None = None, *,
+                           timeout: float | None = None) -> None:
+        """Create topic `name`; returns when the SC reports every partition online (or raises). The
+        default timeout covers the SC's own provisioning wait."""
+        config = config or TopicConfig()
+        req = scp.TOPIC.create_request(name=name, dry_run=config.dry_run, timeout_ms=None, spec=config.to_spec())
+        if timeout is None:
+            timeout = max(self.timeout, d.TOPIC_WAIT_SECONDS + CREATE_TIMEOUT_MARGIN_SECONDS)
+        await self._status_call(scp.ScApiKey.CREATE, "Topic", req, name, timeout)
+
+    async def delete_topic(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:
+        """Delete topic `name` (TopicNotFound if there is none). `force` is needed for system topics."""
+        req = scp.TOPIC.delete_request(key=name, force=force)
+        await self._status_call(scp.ScApiKey.DELETE, "Topic", req, name, timeout)
+
+    async def list_topics(self, names: list[str] | None = None, *, system: bool = False,
+                          timeout: float | None = None) -> list[TopicInfo]:
+        """Topics sorted by name; with `names`, only the topics with exactly those names."""
+        objs = await self.list_objects("Topic", names=names, system=system, timeout=timeout)
+        wanted = set(names or ())
+        return sorted((_topic_info(m) for m in objs if not wanted or m.name in wanted), key=lambda t: t.name)
+
+    async def describe_topic(self, name: str, *, timeout: float | None = None) -> TopicInfo:
+        """One topic, system or not; TopicNotFound when there is none."""
+        for system in (False, True):
+            found = await self.list_topics([name], system=system, timeout=timeout)
+            if found:
+                return found[0]
+        raise admin_error(ErrorCode.TOPIC_NOT_FOUND, name, f'topic "{name}" not found')
+
+    # ----------------------------------------------------------------------------- partitions, SPUs
+
+    async def list_partitions(self, *, system: bool = False, timeout: float | None = None) -> list[PartitionInfo]:
+        """Partitions sorted by (topic, partition)."""
+        objs = await self.list_objects("Partition", system=system, timeout=timeout)
+        return sorted((_partition_info(m) for m in objs), key=lambda p: (p.topic, p.partition))
+
+    async def list_spus(self, *, timeout: float | None = None) -> list[SpuInfo]:
+        """SPUs sorted by id."""
+        objs = await self.list_objects("SPU", timeout=timeout)
+        return sorted((_spu_info(m) for m in objs), key=lambda s: s.id)
+
+    async def cluster_status(self, *, timeout: float | None = None) -> list[SpuInfo]:
+        """SPUs sorted by id, each with the number of partitions (system ones included) it leads."""
+        parts = [*await self.list_partitions(timeout=timeout),
+                 *await self.list_partitions(system=True, timeout=timeout)]
+        leads: dict[int, int] = {}
+        for p in parts:
+            leads[p.leader] = leads.get(p.leader, 0) + 1
+        objs = await self.list_objects("SPU", timeout=timeout)
+        return sorted((_spu_info(m, leads.get(m.spec.id, 0)) for m in objs), key=lambda s: s.id)
+
+
+def _payload_text(err: codec.WireError) -> str | None:
+    if err.code is ErrorCode.SYSTEM_SPEC_DELETION_ATTEMPT and len(err.payload) == 2:
+        kind, name = err.payload
+        return f"system {kind} '{name}' can only be deleted forcibly"
+    if err.payload and isinstance(err.payload[0], str):
+        return err.payload[0]
+    return None
+
+
+# ------------------------------------------------------------------- one-shot helpers (cluster CLI)
+
+
+async def list_objects(host: str, port: int, label: str, *, system: bool = False,
+                       timeout: float = 10.0) -> list[object]:
+    async with await Admin.connect(host, port, timeout=timeout) as admin:
+        return await admin.list_objects(label, system=system)
+
+
 async def list_spus(host: str, port: int, *, timeout: float = 10.0) -> list[SpuInfo]:
-    spus = await list_objects(host, port, "SPU", timeout=timeout)
-    return [SpuInfo(m.spec.id, m.status.resolution is md.SpuResolution.ONLINE, _address(m.spec))
-            for m in spus]
+    async with await Admin.connect(host, port, timeout=timeout) as admin:
+        return await admin.list_spus()
 
 
 async def cluster_status(host: str, port: int, *, timeout: float = 10.0) -> list[SpuInfo]:
-    spus = await list_objects(host, port, "SPU", timeout=timeout)
-    parts = [*await list_objects(host, port, "Partition", timeout=timeout),
-             *await list_objects(host, port, "Partition", system=True, timeout=timeout)]
-    leads: dict[int, int] = {}
-    for p in parts:
-        leads[p.spec.leader] = leads.get(p.spec.leader, 0) + 1
-    return sorted((SpuInfo(m.spec.id, m.status.resolution is md.SpuResolution.ONLINE, _address(m.spec),
-                           leads.get(m.spec.id, 0)) for m in spus), key=lambda s: s.id)
+    async with await Admin.connect(host, port, timeout=timeout) as admin:
+        return await admin.cluster_status()

@@ -1,0 +1,294 @@
+"""What every client command of the CLI shares: which cluster to talk to, running an async client call
+with errors turned into one line, output formats, and the units of `fluvio`'s flags.
+
+    @app.command("list")
+    def list_(cluster: ClusterOpt = None, profile: ProfileOpt = None, output: OutputOpt = "table") -> None:
+        topics = with_admin(cluster, profile, lambda admin: admin.list_topics())
+        emit(output, [to_doc(t) for t in topics], lambda: render_table(HEADER, rows(topics)), "No topics found")
+
+Endpoint: `-c/--cluster HOST:PORT`, else `-P/--profile NAME`, else the current profile of the Fluvio
+profile file (`$FLV_PROFILE_PATH`, else `~/.fluvio/config`), else 127.0.0.1:9003.
+
+Errors: `run` / `errors_to_exit` turn every FluvialError (SC refusals, connection failures, timeouts,
+profile problems), OSError and anything unexpected into ONE line `error: <message>` on stderr and exit 1;
+never a traceback (set FLUVIAL_TRACEBACK=1 to see one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from fluvial import defaults as d
+from fluvial.client import profile as profiles
+from fluvial.client.admin import Admin
+from fluvial.client.connect import DEFAULT_ENDPOINT, parse_endpoint
+from fluvial.errors import FluvialError, InvalidConfig
+
+T = TypeVar("T")
+
+CLI_TIMEOUT_SECONDS = d.CLI_CALL_TIMEOUT_SECONDS
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+# -------------------------------------------------------------------------------------------- consoles
+
+
+def _stdout_console() -> Console:
+    # Piped output is for scripts: never wrap or cut table rows at 80 columns.
+    c = Console(highlight=False)
+    return c if c.is_terminal else Console(highlight=False, width=100_000, no_color=True)
+
+
+out = _stdout_console()
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print `error: MESSAGE` (one line) on stderr and exit with `code`."""
+    err.print(Text.assemble(("error:", "bold red"), " ", one_line(message)))
+    raise typer.Exit(code)
+
+
+def _message(e: BaseException) -> str:
+    text = str(e)
+    if isinstance(e, FluvialError):
+        return text or type(e).__name__
+    if isinstance(e, TimeoutError):
+        return f"timed out{': ' + text if text else ''}"
+    if isinstance(e, OSError):
+        return text or type(e).__name__
+    return f"unexpected {type(e).__name__}{': ' + text if text else ''}"
+
+
+@contextlib.contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Any error inside becomes one `error: …` line and exit code 1 (typer.Exit passes through)."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as e:
+        if os.environ.get("FLUVIAL_TRACEBACK"):
+            raise
+        fail(_message(e))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run an async client call to completion; errors become one line and a non-zero exit."""
+    with errors_to_exit():
+        return asyncio.run(coro)
+    raise AssertionError("unreachable")  # pragma: no cover - errors_to_exit exits
+
+
+# -------------------------------------------------------------------------------------------- endpoint
+
+ClusterOpt = Annotated[str | None, typer.Option(
+    "-c", "--cluster", metavar="HOST:PORT",
+    help="Address of the SC (default: the current profile's, else 127.0.0.1:9003).")]
+ProfileOpt = Annotated[str | None, typer.Option(
+    "-P", "--profile", metavar="NAME", help="Use this profile of the Fluvio profile file.")]
+
+
+def resolve_endpoint(cluster: str | None = None, profile: str | None = None,
+                     profile_file: Path | None = None) -> tuple[str, int]:
+    """The SC to talk to: explicit address, else the named profile, else the current profile, else the
+    local default."""
+    if cluster and profile:
+        raise InvalidConfig("give either --cluster or --profile, not both")
+    if cluster:
+        return parse_endpoint(cluster)
+    if profile:
+        return parse_endpoint(profiles.profile_endpoint(profile, profile_file))
+    return parse_endpoint(profiles.current_endpoint(profile_file) or DEFAULT_ENDPOINT)
+
+
+def with_admin(cluster: str | None, profile: str | None, call: Callable[[Admin], Awaitable[T]],
+               *, timeout: float = CLI_TIMEOUT_SECONDS) -> T:
+    """Connect an Admin to the resolved SC, run `call(admin)`, close; errors -> one line, exit 1."""
+
+    async def main() -> T:
+        host, port = resolve_endpoint(cluster, profile)
+        async with await Admin.connect(host, port, timeout=timeout) as admin:
+            return await call(admin)
+
+    return run(main())
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _yaml_available() -> bool:
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+OUTPUT_FORMATS: tuple[str, ...] = ("table", "json", "yaml") if _yaml_available() else ("table", "json")
+
+
+def _check_output(value: str) -> str:
+    if value not in OUTPUT_FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    return value
+
+
+OutputOpt = Annotated[str, typer.Option(
+    "-O", "--output", metavar="|".join(OUTPUT_FORMATS), callback=_check_output,
+    help=f"Output format: {', '.join(OUTPUT_FORMATS)}.")]
+
+
+def label(value: enum.Enum) -> str:
+    """An enum member as a lower-case label for JSON (`OUT_OF_STORAGE` -> "out_of_storage")."""
+    return value.name.lower()
+
+
+def to_doc(value: Any) -> Any:
+    """A typed result as plain JSON data: dataclass fields and properties-free, enums as labels, tuples
+    as lists, dict keys as strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_doc(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return label(value)
+    if isinstance(value, list | tuple):
+        return [to_doc(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_doc(v) for k, v in value.items()}
+    return value
+
+
+def dumps_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2)
+
+
+def render_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A borderless table, like `fluvio`'s (comfy-table preset NOTHING)."""
+    table = Table(*header, box=None, show_edge=False, pad_edge=False, header_style="bold",
+                  padding=(0, 2, 0, 0))
+    for row in rows:
+        table.add_row(*(Text(str(c)) for c in row))
+    return table
+
+
+def emit(fmt: str, doc: Any, table: Callable[[], Table | str], empty_message: str | None = None,
+         *, empty: bool = False) -> None:
+    """Print `doc` as JSON/YAML, or the table (or `empty_message` when `empty`) for humans."""
+    if fmt == "json":
+        sys.stdout.write(dumps_json(doc) + "\n")
+    elif fmt == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
+    elif empty and empty_message is not None:
+        out.print(empty_message, markup=False)
+    else:
+        t = table()
+        with out.capture() as captured:
+            out.print(t, markup=False) if isinstance(t, str) else out.print(t)
+        # rich pads every cell, the last one too: drop the trailing blanks
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+# ---------------------------------------------------------------------------------------------- units
+
+_SIZE_UNITS = {
+    "b": 1,
+    "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10,
+    "m": 10**6, "mb": 10**6, "mi": 2**20, "mib": 2**20,
+    "g": 10**9, "gb": 10**9, "gi": 2**30, "gib": 2**30,
+    "t": 10**12, "tb": 10**12, "ti": 2**40, "tib": 2**40,
+    "p": 10**15, "pb": 10**15, "pi": 2**50, "pib": 2**50,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `fluvio`'s size syntax (the `bytesize` crate): `2048`, `2 Ki`, `10 MiB`, `1GB`, `1.5mb`.
+    K/M/G/T/P(B) are powers of 1000, Ki/Mi/Gi/Ti/Pi(B) powers of 1024; case-insensitive."""
+    m = _SIZE.match(text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or (unit not in _SIZE_UNITS and unit != ""):
+        raise InvalidConfig(f"invalid size {text!r}: expected a number with an optional unit "
+                            f"(B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)")
+    return int(float(m.group(1)) * _SIZE_UNITS.get(unit, 1))
+
+
+_SECONDS_PER = {
+    "nanos": 1e-9, "nsec": 1e-9, "ns": 1e-9,
+    "usec": 1e-6, "us": 1e-6,
+    "millis": 1e-3, "msec": 1e-3, "ms": 1e-3,
+    "seconds": 1, "second": 1, "sec": 1, "secs": 1, "s": 1,
+    "minutes": 60, "minute": 60, "min": 60, "mins": 60, "m": 60,
+    "hours": 3600, "hour": 3600, "hr": 3600, "hrs": 3600, "h": 3600,
+    "days": 86400, "day": 86400, "d": 86400,
+    "weeks": 604800, "week": 604800, "w": 604800,
+    "months": 2_630_016, "month": 2_630_016, "M": 2_630_016,
+    "years": 31_557_600, "year": 31_557_600, "y": 31_557_600,
+}
+_DURATION_ITEM = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
+
+
+def parse_duration(text: str) -> int:
+    """Whole seconds from `fluvio`'s duration syntax (the `humantime` crate): `1h`, `7d`, `2d 10s`,
+    `7 days`, `90min`, `1M` (month), `1y`; rounded down to seconds as `--retention-time` is."""
+    pos, total, items = 0, 0.0, 0
+    while pos < len(text.rstrip()):
+        m = _DURATION_ITEM.match(text, pos)
+        if m is None:
+            raise InvalidConfig(f"invalid duration {text!r}: expected e.g. 1h, 7d, '2d 10s' (a number needs a unit)")
+        unit = m.group(2)
+        seconds = _SECONDS_PER.get(unit)          # case-sensitive, as humantime: M is a month, m a minute
+        if seconds is None:
+            raise InvalidConfig(f"invalid duration {text!r}: unknown time unit {unit!r}")
+        total += int(m.group(1)) * seconds
+        items += 1
+        pos = m.end()
+    if items == 0:
+        raise InvalidConfig(f"invalid duration {text!r}: expected e.g. 1h, 7d, '2d 10s'")
+    return math.floor(total)
+
+
+def format_duration(seconds: int) -> str:
+    """`humantime::format_duration` of whole seconds: 604800 -> "7days", 5400 -> "1h 30m"."""
+    if seconds <= 0:
+        return "0s"
+    years, rest = divmod(seconds, 31_557_600)
+    months, rest = divmod(rest, 2_630_016)
+    days, rest = divmod(rest, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}{'s' if n > 1 else ''}" for n, unit in ((years, "year"), (months, "month"), (days, "day"))
+             if n]
+    parts += [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return " ".join(parts)
+
+
+def format_bytes(n: int) -> str:
+    """`bytesize::ByteSize` 1.3's display: "512 B", "1.5 KB", "10.0 MB" (powers of 1000)."""
+    if n < 1000:
+        return f"{n} B"
+    exp = min(max(int(math.log(n) / math.log(1000)), 1), 6)
+    return f"{n / 1000**exp:.1f} {'KMGTPE'[exp - 1]}B"

@@ -1,0 +1,167 @@
+"""The Fluvio profile file (`$FLV_PROFILE_PATH`, else `~/.fluvio/config`; `reference/fluvio-wire.md` §13.6).
+
+A TOML file shared with the official client:
+
+    current_profile = "fluvial"
+    [profile.fluvial]
+    cluster = "fluvial"
+    [cluster.fluvial]
+    endpoint = "127.0.0.1:9003"
+
+fluvial reads it (the current profile's endpoint), merges its own profile into it (never removing other
+profiles or keys it does not know) and switches the current profile. Every function takes an optional
+explicit path; without one the environment decides (`profile_path`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fluvial.errors import ProfileError
+
+PROFILE_NAME = "fluvial"
+CONFIG_VERSION = "2.0"
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    """One profile of the file, with its cluster resolved ("" where the file has no value)."""
+
+    name: str
+    cluster: str
+    endpoint: str
+    tls: str                 # the cluster's tls_policy: "disabled", "anonymous", "verified" or ""
+    installation: str        # `[cluster.X.metadata.installation] type`, or ""
+    current: bool
+
+
+def profile_path(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("FLV_PROFILE_PATH")
+    return Path(env) if env else Path.home() / ".fluvio" / "config"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The parsed file ({} when it does not exist); ProfileError when it is not valid TOML."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ProfileError(f"cannot read the profile file {path}: {e}") from e
+
+
+def _write_config(path: Path, cfg: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps(cfg))
+    tmp.replace(path)
+
+
+def write_profile(endpoint: str, explicit: Path | None = None, name: str = PROFILE_NAME) -> Path:
+    """Merge profile `name` (cluster of the same name at `endpoint`) into the file and make it current."""
+    path = profile_path(explicit)
+    cfg = read_config(path)
+    cfg["version"] = cfg.get("version", CONFIG_VERSION)
+    cfg["current_profile"] = name
+    cfg.setdefault("profile", {})[name] = {"cluster": name}
+    cfg.setdefault("cluster", {})[name] = {"endpoint": endpoint, "use_spu_local_address": False,
+                                           "tls": {"tls_policy": "disabled"}}
+    _write_config(path, cfg)
+    return path
+
+
+def current_profile(explicit: Path | None = None) -> str | None:
+    """The name of the current profile, or None (no file, or no `current_profile`)."""
+    name = read_config(profile_path(explicit)).get("current_profile")
+    return name if isinstance(name, str) else None
+
+
+def _endpoint_of(cfg: dict[str, Any], profile: str) -> str | None:
+    cluster = cfg.get("profile", {}).get(profile, {}).get("cluster")
+    return cfg.get("cluster", {}).get(cluster, {}).get("endpoint") if cluster else None
+
+
+def current_endpoint(explicit: Path | None = None) -> str | None:
+    """HOST:PORT of the current profile's cluster, or None when there is none."""
+    cfg = read_config(profile_path(explicit))
+    name = cfg.get("current_profile")
+    return _endpoint_of(cfg, name) if isinstance(name, str) else None
+
+
+def profile_endpoint(name: str, explicit: Path | None = None) -> str:
+    """HOST:PORT of profile `name`'s cluster; ProfileError when the profile or its cluster is missing."""
+    path = profile_path(explicit)
+    endpoint = _endpoint_of(read_config(path), name)
+    if endpoint is None:
+        raise ProfileError(f'profile "{name}" not found (or has no cluster endpoint) in {path}')
+    return endpoint
+
+
+def list_profiles(explicit: Path | None = None) -> list[ProfileInfo]:
+    """Every profile in the file, sorted by name (as `fluvio profile list`)."""
+    cfg = read_config(profile_path(explicit))
+    current = cfg.get("current_profile")
+    out = []
+    for name in sorted(cfg.get("profile", {})):
+        cluster = str(cfg["profile"][name].get("cluster", ""))
+        c = cfg.get("cluster", {}).get(cluster, {})
+        out.append(ProfileInfo(
+            name=name, cluster=cluster, endpoint=str(c.get("endpoint", "")),
+            tls=str(c.get("tls", {}).get("tls_policy", "")),
+            installation=str(c.get("metadata", {}).get("installation", {}).get("type", "")),
+            current=name == current,
+        ))
+    return out
+
+
+def switch_profile(name: str, explicit: Path | None = None) -> Path:
+    """Make `name` the current profile; ProfileError when the file has no such profile."""
+    path = profile_path(explicit)
+    cfg = read_config(path)
+    if name not in cfg.get("profile", {}):
+        raise ProfileError(f'profile "{name}" not found in {path}')
+    cfg["current_profile"] = name
+    _write_config(path, cfg)
+    return path
+
+
+# ------------------------------------------------------------------------------------- TOML writer
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _value(k)
+
+
+def dumps(cfg: dict[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for the profile file's shape: scalars and nested tables."""
+    lines = [f"{_key(k)} = {_value(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            name = f"{prefix}.{_key(k)}" if prefix else _key(k)
+            scalars = {kk: vv for kk, vv in v.items() if not isinstance(vv, dict)}
+            tables = {kk: vv for kk, vv in v.items() if isinstance(vv, dict)}
+            if scalars or not tables:
+                out += f"\n[{name}]\n" + dumps(scalars, name)
+            if tables:
+                out += dumps(tables, name)
+    return out
