@@ -2,7 +2,9 @@
 
 Invariants after every step: every acknowledged batch reads back identical; offsets are contiguous from
 the log start; no partial batch is ever visible (the directory verifies clean); failed appends change
-nothing; a FULL replica writes again once space returns, without reopening.
+nothing; a FULL replica writes again once space returns, without reopening; an idempotent producer's
+exact retry of one of its last batches still stored is acknowledged with the original base offset and
+written nothing — also after crashes, faults and retention.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from fluvial import defaults as d
 from fluvial.errors import StorageFailed, StorageFull
 from fluvial.protocol import batch as b
 from fluvial.protocol.records import build_batch, decode_records
 from fluvial.storage import FaultPlan, FaultyFileIO, Replica, ReplicaConfig, ReplicaState
 from fluvial.storage.validator import verify_replica_dir
 
+PRODUCER_ID = 3
 records_st = st.lists(
     st.tuples(st.one_of(st.none(), st.binary(max_size=8)), st.binary(max_size=700)), min_size=1, max_size=6
 )
@@ -40,6 +44,8 @@ class ReplicaModel(RuleBasedStateMachine):
         self.next_offset = 0
         self.log_start = 0
         self.failed = False
+        self.next_sequence = 0                        # one idempotent producer
+        self.acked: list[tuple[bytes, int]] = []      # its acknowledged batches: (bytes, base offset)
 
     def teardown(self) -> None:
         with contextlib.suppress(Exception):
@@ -70,6 +76,38 @@ class ReplicaModel(RuleBasedStateMachine):
         self.batches.append((self.next_offset, recs))
         self.next_offset += len(recs)
         assert res.leo == self.next_offset
+
+    @rule(recs=records_st)
+    def append_idempotent(self, recs: list[tuple[bytes | None, bytes]]) -> None:
+        one = build_batch(recs, timestamp_ms=1_700_000_000_000, producer_id=PRODUCER_ID, producer_epoch=0,
+                          first_sequence=self.next_sequence)
+        if len(one) > self.config.segment_max_bytes:
+            return
+        try:
+            res = self.replica.append(one)
+        except StorageFull:
+            assert self.replica.state is ReplicaState.FULL
+            return
+        except StorageFailed:
+            self.failed = True
+            return
+        assert not self.failed and res.base_offset == self.next_offset and res.duplicate_batches == 0
+        self.batches.append((self.next_offset, recs))
+        self.acked.append((one, res.base_offset))
+        self.next_offset += len(recs)
+        self.next_sequence += len(recs)
+
+    @precondition(lambda self: self.acked)
+    @rule(data=st.data())
+    def retry_idempotent(self, data: st.DataObject) -> None:
+        recent = self.acked[-d.IDEMPOTENT_BATCHES_REMEMBERED:]
+        one, base = data.draw(st.sampled_from(recent))
+        if base < self.log_start:
+            return            # retention removed it: a retry of it is not recognized after a restart
+        size_before = self._active_size()
+        res = self.replica.append(one)
+        assert (res.base_offset, res.leo, res.records, res.duplicate_batches) == (base, self.next_offset, 0, 1)
+        assert self._active_size() == size_before
 
     @rule(extra=st.integers(min_value=0, max_value=900))
     def disk_fills(self, extra: int) -> None:

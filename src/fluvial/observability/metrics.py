@@ -12,6 +12,8 @@ PRODUCED_RECORDS = Counter("fluvial_produced_records_total", "Records appended b
 PRODUCED_BYTES = Counter("fluvial_produced_bytes_total", "Batch bytes appended by produce requests")
 PRODUCE_ERRORS = Counter("fluvial_produce_errors_total", "Produce partition entries answered with an error",
                          ["code"])
+PRODUCE_DUPLICATES = Counter("fluvial_produce_duplicate_batches_total",
+                             "Exact retries of an idempotent producer's batches: acknowledged, not written again")
 
 
 def count_transition(t: Transition) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, ProtocolError
+from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
 from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
@@ -25,7 +26,7 @@ from fluvial.protocol.frame import (
     RequestHeader,
 )
 from fluvial.sc import topics as rules
-from fluvial.sc.store import LabelStore, ObjectCodec, open_backend
+from fluvial.sc.store import PRODUCER_ID_COUNTER, LabelStore, ObjectCodec, open_backend
 from fluvial.transport import server as srv
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class ScServer(srv.TwoPortServer):
             API_VERSIONS_KEY: self._api_versions,
             scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
             scp.ScApiKey.LIST: self._list, scp.ScApiKey.WATCH: self._watch,
+            fa.ALLOCATE_PRODUCER_ID: self._allocate_producer_id,     # fluvial-only: never advertised
         })
         self.private = srv.Service("sc-private", {
             i.REGISTER_SPU: self._register, i.HEARTBEAT: self._heartbeat, i.WATCH_ASSIGNMENTS: self._assignments,
@@ -111,6 +113,13 @@ class ScServer(srv.TwoPortServer):
         keys = [ApiVersionKey(int(k), lo, hi) for k, (lo, hi) in SC_API_RANGES.items()]
         resp = ApiVersionsResponse(OK, keys, d.PLATFORM_VERSION)
         await conn.send(h.correlation_id, encode(resp, h.api_version))
+
+    async def _allocate_producer_id(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(fa.AllocateProducerIdRequest, body, fa.FLUVIAL_API_VERSION)
+        producer_id = await asyncio.to_thread(self.backend.increment, PRODUCER_ID_COUNTER)
+        logger.info("producer_id_allocated producer_id=%d client_id=%s", producer_id, req.client_id or h.client_id)
+        resp = fa.AllocateProducerIdResponse(OK, producer_id, 0)
+        await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
 
     def _typed(self, h: RequestHeader, body: Reader) -> tuple[str, object]:
         lo, hi = SC_API_RANGES[scp.ScApiKey(h.api_key)]

@@ -19,11 +19,14 @@ from typing import Any, Protocol
 
 from fluvial.errors import InvalidConfig
 
+PRODUCER_ID_COUNTER = "producer_id"
+
 
 class MetadataBackend(Protocol):
     def load(self) -> dict[str, dict[str, bytes]]: ...
     def put(self, label: str, name: str, blob: bytes) -> None: ...
     def delete(self, label: str, name: str) -> None: ...
+    def increment(self, counter: str) -> int: ...
     def close(self) -> None: ...
 
 
@@ -39,6 +42,7 @@ class SqliteBackend:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS objects (label TEXT NOT NULL, name TEXT NOT NULL, "
                          "blob BLOB NOT NULL, PRIMARY KEY (label, name))")
+        self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
 
     def load(self) -> dict[str, dict[str, bytes]]:
         out: dict[str, dict[str, bytes]] = {}
@@ -55,6 +59,14 @@ class SqliteBackend:
     def delete(self, label: str, name: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM objects WHERE label = ? AND name = ?", (label, name))
+
+    def increment(self, counter: str) -> int:
+        """The next value of a persistent counter (0 first), in one durable transaction: a value handed
+        out is never handed out again, across restarts and crashes."""
+        with self._lock:
+            rows = self._db.execute("INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) "
+                                    "DO UPDATE SET value = value + 1 RETURNING value", (counter,)).fetchall()
+        return int(rows[0][0])
 
     def close(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ from fluvial.errors import ErrorCode, FluvialError, UnknownCompression
 from fluvial.observability import metrics
 from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.protocol import batch as b
+from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
 from fluvial.protocol import spu as sp
 from fluvial.protocol.codec import OK, Reader, WireError, decode_from, encode
@@ -24,6 +25,8 @@ from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
 from fluvial.storage.config import FlushKind
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
+from fluvial.storage.replica import Replica
+from fluvial.storage.space import SpaceSnapshot
 from fluvial.transport import server as srv
 from fluvial.transport.client import ClientConnection
 
@@ -82,6 +85,7 @@ class SpuServer(srv.TwoPortServer):
             sp.SpuApiKey.UPDATE_CONSUMER_OFFSET: self._update_consumer_offset,
             sp.SpuApiKey.DELETE_CONSUMER_OFFSET: self._delete_consumer_offset,
             sp.SpuApiKey.FETCH_CONSUMER_OFFSETS: self._fetch_consumer_offsets,
+            fa.REPLICA_HEALTH: self._replica_health,        # fluvial-only: never advertised
         })
         self.private = srv.Service("spu-private", {
             API_VERSIONS_KEY: self._api_versions,
@@ -147,9 +151,12 @@ class SpuServer(srv.TwoPortServer):
             metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
             return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
                                                replica.log_start)
-        local.notify_appended()
-        metrics.PRODUCED_RECORDS.inc(result.leo - result.base_offset)
-        metrics.PRODUCED_BYTES.inc(sum(map(len, batches)))
+        if result.records:
+            local.notify_appended()
+            metrics.PRODUCED_RECORDS.inc(result.records)
+            metrics.PRODUCED_BYTES.inc(result.bytes)
+        if result.duplicate_batches:
+            metrics.PRODUCE_DUPLICATES.inc(result.duplicate_batches)
         return sp.PartitionProduceResponse(p.partition_index, OK, result.base_offset, -1, replica.log_start)
 
     @staticmethod
@@ -164,6 +171,28 @@ class SpuServer(srv.TwoPortServer):
             codec = b.decode_header(one).compression
             if codec > b.MAX_COMPRESSION_CODE or (wanted is not None and codec != wanted):
                 raise UnknownCompression(codec)
+
+    # ============================================================================ replica health
+
+    async def _replica_health(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(fa.ReplicaHealthRequest, body, fa.FLUVIAL_API_VERSION)
+        await conn.send(h.correlation_id, encode(self.replica_health(req), fa.FLUVIAL_API_VERSION))
+
+    def replica_health(self, req: fa.ReplicaHealthRequest) -> fa.ReplicaHealthResponse:
+        """The data dir and the asked-for replicas (every replica when none is asked for); a replica asked
+        for that this SPU does not hold is left out."""
+        stored = self.storage.replicas()
+        keys = [(k.topic, k.partition) for k in req.replicas] if req.replicas else sorted(stored)
+        replicas = [self._replica_health_entry(t, p, stored[(t, p)]) for t, p in keys if (t, p) in stored]
+        return fa.ReplicaHealthResponse(OK, self.config.spu_id, [_data_dir_health(self.storage.guard.snapshot())],
+                                        replicas)
+
+    def _replica_health_entry(self, topic: str, partition: int, r: Replica) -> fa.ReplicaHealth:
+        local = self.registry.get(topic, partition)
+        leader = local is not None and local.is_leader(self.config.spu_id)
+        report = i.ReplicaReport(topic, partition, leader, r.hw, r.leo, r.log_start, r.size_bytes(),
+                                 i.ReplicaStateCode[r.state.name])
+        return fa.ReplicaHealth(report, self.storage.base_dir, r.last_error)
 
     async def _fetch_offsets(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(sp.FetchOffsetsRequest, body, h.api_version)
@@ -322,6 +351,15 @@ class SpuServer(srv.TwoPortServer):
         except NotOffsetLeader:
             resp = sp.FetchConsumerOffsetsResponse(WireError(ErrorCode.PARTITION_NOT_LEADER), [])
         await conn.send(h.correlation_id, encode(resp, h.api_version))
+
+
+def _data_dir_health(snap: SpaceSnapshot) -> fa.DataDirHealth:
+    """Pure: a space guard snapshot as the health API reports it (thresholds per DESIGN.md §5)."""
+    r = snap.reserve_bytes
+    report = i.DataDirReport(snap.data_dir, i.DirStateCode[snap.state.name], max(0, snap.free_bytes),
+                             snap.total_bytes, r)
+    return fa.DataDirHealth(report, int(r * d.SPACE_LOW_FACTOR), int(r * d.SPACE_FULL_RELEASE_FACTOR),
+                            int(r * d.SPACE_OK_RELEASE_FACTOR))
 
 
 __all__ = ["SpuConfig", "SpuServer"]

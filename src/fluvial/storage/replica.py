@@ -10,6 +10,12 @@ Failure semantics:
   once the data dir has space again;
 * EIO/EROFS/fsync failure/any other OS error → state FAILED, `StorageFailed`; reads of data already
   written continue; a marker file asks for full verification at the next open.
+
+Idempotent producers (batches with `producer_id >= 0`; Fluvio's client sends -1 and takes the plain path,
+one int compare): `storage.producers` decides append / duplicate / reject; an exact retry is acknowledged
+with its original base offset and not written. The state survives restarts without touching Fluvio's
+files: `producers.snapshot` (created before the first such batch is stored, rewritten atomically at each
+roll and at close) holds the state below an offset, and open replays the batch headers stored after it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +38,7 @@ from fluvial.errors import (
     CorruptData,
     OffsetBeyondEnd,
     OffsetEvicted,
+    ProtocolError,
     StorageFailed,
     StorageFull,
 )
@@ -41,6 +48,7 @@ from fluvial.storage.checkpoint import Checkpoint
 from fluvial.storage.config import FlushKind, ReplicaConfig
 from fluvial.storage.fileio import OS_IO, FileHandle, FileIO
 from fluvial.storage.index import index_capacity_bytes
+from fluvial.storage.producers import ProducerTable, Verdict, decode_snapshot, encode_snapshot
 from fluvial.storage.retention import SegmentStat, segments_to_remove
 from fluvial.storage.segment import Segment
 from fluvial.storage.space import DirState, SpaceGuard
@@ -76,6 +84,24 @@ def classify_os_error(err: OSError, during: str) -> str:
     if during != "fsync" and err.errno in SPACE_ERRNOS:
         return SPACE_EXHAUSTED
     return IO_FAILED
+
+
+def stored_headers(io: FileIO, fd: int, start: int, end: int, path: str = "") -> Iterator[b.BatchHeader]:
+    """The headers of the batches stored in [start, end), read in chunks (bodies are skipped over)."""
+    buf = b""
+    buf_at = pos = start
+    while pos < end:
+        rel = pos - buf_at
+        if rel + b.HEADER_TOTAL_BYTES > len(buf):
+            buf = io.pread(fd, min(max(d.SCAN_CHUNK_BYTES, b.HEADER_TOTAL_BYTES), end - pos), pos)
+            buf_at, rel = pos, 0
+            if len(buf) < b.HEADER_TOTAL_BYTES:
+                raise CorruptData(path, pos, f"truncated batch header ({end - pos} bytes left)")
+        h = b.decode_header(buf, rel)
+        if h.batch_len < b.HEADER_BYTES or h.magic != b.MAGIC:
+            raise CorruptData(path, pos, f"no batch header here (batch_len {h.batch_len}, magic {h.magic})")
+        yield h
+        pos += h.total_bytes
 
 
 class Isolation(enum.Enum):
@@ -119,8 +145,11 @@ class ReadResult:
 
 @dataclass(frozen=True)
 class AppendResult:
-    base_offset: int
+    base_offset: int             # of the first batch (for an exact retry: what the first attempt was given)
     leo: int
+    records: int = 0             # records written by this call
+    bytes: int = 0               # batch bytes written by this call
+    duplicate_batches: int = 0   # exact retries of an idempotent producer's batches: acknowledged, not written
 
 
 class Replica:
@@ -150,6 +179,10 @@ class Replica:
         self._every_batch = config.flush.kind is FlushKind.FSYNC_EVERY_BATCH
         self.hw_follows_leo = True                # False once the replica has followers: HW set by caller
         self.closed = False
+        self._last_error: str | None = None       # why the replica is FULL or FAILED
+        self._producers = ProducerTable()         # idempotent producers (producer_id >= 0)
+        self._snapshot_path = os.path.join(directory, d.PRODUCER_SNAPSHOT_FILE)
+        self._has_snapshot = False                # no snapshot file: no idempotent batch was ever stored
 
     # ============================================================================================ open
 
@@ -188,6 +221,7 @@ class Replica:
         if verify_all:
             self._verify_all_sealed()
             io.unlink(marker)
+        self._load_producers()
         logger.info("replica_open replica=%s dir=%s segments=%d log_start=%d hw=%d leo=%d", self.name,
                     directory, len(self._sealed) + 1, self.log_start, self._hw, self._leo)
         return self
@@ -243,6 +277,90 @@ class Replica:
             writer.truncate_entries(keep)
         seg.end_offset = leo
 
+    def _load_producers(self) -> None:
+        """Rebuild the idempotent producers' state: the snapshot (state below its offset), then the batch
+        headers stored after it. No snapshot file: no idempotent batch was ever stored, nothing to read."""
+        raw = self._read_snapshot()
+        if raw is None:
+            return
+        self._has_snapshot = True
+        start = self._active.base
+        try:
+            offset, entries = decode_snapshot(raw)
+        except ProtocolError as e:
+            logger.warning("producer_snapshot_unreadable replica=%s error=%s replay_from=%d", self.name, e, start)
+        else:
+            if offset <= self._leo:
+                self._producers.entries = entries
+                start = offset
+            else:   # the log lost batches the snapshot had seen: trust only what is stored
+                logger.warning("producer_snapshot_ahead replica=%s snapshot_offset=%d leo=%d replay_from=%d",
+                               self.name, offset, self._leo, start)
+        start = max(start, self.log_start)
+        try:
+            self._replay_producers(start)
+        except CorruptData as e:
+            logger.warning("producer_replay_stopped replica=%s file=%s position=%d reason=%r", self.name, e.path,
+                           e.position, e.reason)
+        logger.info("producers_loaded replica=%s producers=%d replayed_from=%d leo=%d", self.name,
+                    len(self._producers), start, self._leo)
+
+    def _read_snapshot(self) -> bytes | None:
+        try:
+            fd = self.io.open(self._snapshot_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            return self.io.pread(fd, self.io.fsize(fd), 0)
+        finally:
+            self.io.close(fd)
+
+    def _replay_producers(self, start: int) -> None:
+        """Record every idempotent batch stored at or after offset `start`."""
+        for seg in [*self._sealed, self._active]:
+            if seg.end_offset <= start or not seg.size:
+                continue
+            pos = seg.find_position(start) if seg.base < start else 0
+            end = seg.size if seg.corrupt_at is None else min(seg.size, seg.corrupt_at)
+            for h in stored_headers(self.io, seg.handle.fd, pos, end, seg.log_path):
+                if h.producer_id >= 0 and h.base_offset >= start:
+                    self._producers.record(h, h.base_offset)
+
+    def _write_producer_snapshot(self, offset: int) -> None:
+        """Atomically replace the snapshot with the state as of `offset`: temp file, fdatasync, rename,
+        directory fsync. Raises OSError (a failed attempt leaves the previous snapshot in place)."""
+        data = encode_snapshot(offset, self._producers.entries.items())
+        tmp = self._snapshot_path + ".tmp"
+        try:
+            fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            try:
+                self.io.pwrite(fd, data, 0)
+                self.io.fdatasync(fd)
+            finally:
+                self.io.close(fd)
+            os.replace(tmp, self._snapshot_path)
+            self.io.fsync_dir(self.directory)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self.io.unlink(tmp)
+            raise
+        self._has_snapshot = True
+        if self.guard is not None:
+            self.guard.charge(len(data))
+        logger.debug("producer_snapshot replica=%s offset=%d producers=%d bytes=%d", self.name, offset,
+                     len(self._producers), len(data))
+
+    def _snapshot_after_roll(self, offset: int) -> None:
+        """Best effort at a roll: on no space the previous snapshot stays valid (open replays from its
+        offset, across the sealed segment); any other error is a persistent disk failure."""
+        try:
+            self._write_producer_snapshot(offset)
+        except OSError as err:
+            if classify_os_error(err, "snapshot") == IO_FAILED:
+                raise self._fail(IO_FAILED, err, "producer snapshot") from err
+            logger.warning("producer_snapshot_deferred replica=%s offset=%d error=%r", self.name, offset,
+                           err.strerror)
+
     def _verify_all_sealed(self) -> None:
         for seg in self._sealed:
             report = verify_segment(self.io, self.directory, seg.base)
@@ -258,6 +376,17 @@ class Replica:
     @property
     def state(self) -> ReplicaState:
         return self._machine.state  # type: ignore[return-value]
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the replica is FULL or FAILED (None while it is OK)."""
+        return None if self._machine.state is ReplicaState.OK else self._last_error
+
+    def producer_state(self, producer_id: int) -> tuple[int, int] | None:
+        """(epoch, last sequence) of an idempotent producer, if this replica knows it."""
+        with self._lock:
+            entry = self._producers.get(producer_id)
+        return None if entry is None else (entry.epoch, entry.last_sequence)
 
     def add_listener(self, listener: Listener) -> None:
         self._machine.add_listener(listener)
@@ -303,20 +432,57 @@ class Replica:
         """Validate and append one batch; its base offset is the current LEO."""
         view = memoryview(batch)
         header = b.validate_batch(view, self._batch_limit, self._batch_limit_name)
+        if header.producer_id >= 0:
+            return self._append_idempotent([view], [header])
         with self._lock:
             base = self._leo
             self._append_one(view, header)
-            return AppendResult(base, self._leo)
+            return AppendResult(base, self._leo, self._leo - base, len(view))
 
     def append_batches(self, batches: Sequence[bytes | bytearray | memoryview]) -> AppendResult:
-        """Append a record set: every batch is validated before any is written."""
+        """Append a record set: every batch is validated (and, for idempotent producers, its sequence
+        checked) before any is written."""
         views = [memoryview(x) for x in batches]
         headers = [b.validate_batch(v, self._batch_limit, self._batch_limit_name) for v in views]
+        for header in headers:
+            if header.producer_id >= 0:
+                return self._append_idempotent(views, headers)
         with self._lock:
             first = self._leo
+            size = 0
             for view, header in zip(views, headers, strict=True):
                 self._append_one(view, header)
-            return AppendResult(first, self._leo)
+                size += len(view)
+            return AppendResult(first, self._leo, self._leo - first, size)
+
+    def _append_idempotent(self, views: Sequence[memoryview], headers: Sequence[b.BatchHeader]) -> AppendResult:
+        """Append what is new, acknowledge exact retries with their original base offset, reject the rest
+        (OutOfOrderSequence, ProducerFenced) before writing anything."""
+        with self._lock:
+            decisions = self._producers.plan(headers, self._leo)
+            if not self._has_snapshot and self._machine.state is not ReplicaState.FAILED:
+                # from now on, open must rebuild the producers' state
+                self._guarded("producer snapshot", lambda: self._write_producer_snapshot(self._leo), cut_to=None)
+            leo_before = self._leo
+            first: int | None = None
+            size = duplicates = 0
+            for view, header, decision in zip(views, headers, decisions, strict=True):
+                if decision.verdict is Verdict.DUPLICATE:
+                    base = decision.base_offset
+                    duplicates += 1
+                    logger.debug("produce_duplicate replica=%s producer_id=%d epoch=%d first_sequence=%d "
+                                 "base_offset=%d", self.name, header.producer_id, header.producer_epoch,
+                                 header.first_sequence, base)
+                else:
+                    base = self._leo
+                    self._append_one(view, header)
+                    size += len(view)
+                    if header.producer_id >= 0:
+                        self._producers.record(header, base)
+                if first is None:
+                    first = base
+            assert first is not None
+            return AppendResult(first, self._leo, self._leo - leo_before, size, duplicates)
 
     def _check_writable(self, nbytes: int, *, force_refresh: bool = False) -> None:
         state = self._machine.state
@@ -327,10 +493,12 @@ class Replica:
             try:
                 self.guard.check(nbytes, replica=self.name, force_refresh=force_refresh)
             except StorageFull as e:
+                self._last_error = str(e)
                 self._machine.fire(SPACE_EXHAUSTED, cause="headroom", free_bytes=e.free_bytes,
                                    threshold_bytes=e.threshold_bytes)
                 raise
-            except StorageFailed:
+            except StorageFailed as e:
+                self._last_error = str(e)
                 self._machine.fire(IO_FAILED, cause="data dir failed")
                 raise
         if state is ReplicaState.FULL and self.guard is not None:
@@ -402,19 +570,23 @@ class Replica:
 
     def _fail(self, kind: str, err: OSError, during: str) -> StorageFull | StorageFailed:
         if kind == SPACE_EXHAUSTED:
+            full = StorageFull(replica=self.name, data_dir=self.directory, cause=os.strerror(err.errno or 0),
+                               threshold_bytes=self.guard.reserve_bytes if self.guard else 0)
+            self._last_error = f"{during}: {full}"
             if self.guard is not None:
                 self.guard.observe_enospc()
             self._machine.fire(SPACE_EXHAUSTED, cause=errno_mod.errorcode.get(err.errno or 0, "?"), during=during)
-            return StorageFull(replica=self.name, data_dir=self.directory, cause=os.strerror(err.errno or 0),
-                               threshold_bytes=self.guard.reserve_bytes if self.guard else 0)
+            return full
+        failed = StorageFailed(f"replica {self.name}: {during} failed: {err.strerror}", replica=self.name,
+                               data_dir=self.directory, errno=err.errno)
+        self._last_error = str(failed)
         if self.guard is not None:
             self.guard.observe_failure(err)
         self._machine.fire(IO_FAILED, errno=err.errno, error=err.strerror, during=during)
         with contextlib.suppress(OSError):
             fd = self.io.open(os.path.join(self.directory, d.FAILED_MARKER_FILE), os.O_WRONLY | os.O_CREAT)
             self.io.close(fd)
-        return StorageFailed(f"replica {self.name}: {during} failed: {err.strerror}", replica=self.name,
-                             data_dir=self.directory, errno=err.errno)
+        return failed
 
     # =========================================================================================== roll
 
@@ -444,6 +616,8 @@ class Replica:
         self._sealed_bases.append(old.base)
         self._active = new
         logger.info("segment_roll replica=%s sealed_base=%d new_base=%d", self.name, old.base, new.base)
+        if self._has_snapshot:   # producers whose last batch is now sealed stay known after a restart
+            self._snapshot_after_roll(new.base)
 
     # =========================================================================================== read
 
@@ -571,6 +745,12 @@ class Replica:
         if self.guard is not None:
             self.guard.remove_listener(self._on_space_transition)
         with self._lock:
+            if self._has_snapshot and self._machine.state is not ReplicaState.FAILED:
+                try:   # the next open replays nothing
+                    self._write_producer_snapshot(self._leo)
+                except OSError as err:
+                    logger.warning("producer_snapshot_deferred replica=%s offset=%d error=%r", self.name,
+                                   self._leo, err.strerror)
             self.closed = True
             for seg in [*self._sealed, self._active]:
                 seg.close()
