@@ -26,6 +26,9 @@ CLEANING_INTERVAL_SECONDS = 10.0                  # periodic retention pass
 SPU_LOGS_DIR_PREFIX = "spu-logs-"
 CHECKPOINT_FILE = "replication.chk"
 FAILED_MARKER_FILE = "replica.failed"             # written when a replica goes FAILED: verify all on reopen
+PRODUCER_SNAPSHOT_FILE = "producers.snapshot"    # fluvial's idempotent-producer state (beside Fluvio's files)
+IDEMPOTENT_BATCHES_REMEMBERED = 5                 # per producer: last batches whose exact retry is acknowledged
+IDEMPOTENT_PRODUCERS_MAX = 10_000                 # per replica; beyond it the least recently seen is forgotten
 
 # Reading.
 SCAN_CHUNK_BYTES = 64 * KIB                       # header scans read this much per pread
@@ -90,3 +93,15 @@ RETRY_BACKOFF_MULTIPLIER = 2.0
 RETRY_JITTER_FRACTION = 0.2                       # each wait is randomized by ±20 %
 DELIVERY_TIMEOUT_SECONDS = 120.0                  # a record is given up after this long
 RETRY_WARNING_INTERVAL_SECONDS = 30.0             # at most one retry warning per partition this often
+CLIENT_CONNECT_TIMEOUT_SECONDS = 10.0             # opening a connection to the SC or an SPU
+CLIENT_REQUEST_TIMEOUT_SECONDS = 30.0             # one request/response call
+CLIENT_CREATE_TIMEOUT_MARGIN_SECONDS = 10.0       # topic create waits for provisioning (the SC's topic wait) + this
+CLI_CALL_TIMEOUT_SECONDS = 15.0                   # connect and each admin call of a CLI command
+CLIENT_METADATA_TIMEOUT_SECONDS = 30.0            # waiting for the SC's metadata (first sync, a leader, a topic)
+PRODUCER_BATCH_BYTES = 16 * KIB                   # Fluvio's default batch_size
+PRODUCER_LINGER_SECONDS = 0.1                     # Fluvio's default linger (100 ms)
+PRODUCER_BUFFER_BYTES = 64 * MIB                  # records buffered or in flight; send() waits above this
+PRODUCER_REQUEST_MAX_BYTES = 8 * MIB              # batches of one partition packed into one produce request
+PRODUCER_RECORD_OVERHEAD_BYTES = 12               # estimate of a record's framing in a batch (varints, flags)
+CONSUMER_QUEUE_FRAMES = 4                         # multi-partition consumer: frames buffered per partition
+CONSUMER_AUTO_COMMIT_SECONDS = 5.0                # auto offset management: flush committed offsets this often

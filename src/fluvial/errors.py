@@ -177,6 +177,40 @@ class UnknownCompression(FluvialError):
         self.bits = bits
 
 
+# ---------------------------------------------------------------------------------- idempotent producer
+# Fluvio has no codes for these: they travel as `Other` with a message that starts with the class name.
+# Both are fatal for the batch (retrying the same bytes cannot succeed), so `Other` stays out of the
+# retry table.
+
+
+class OutOfOrderSequence(FluvialError):
+    """A batch of an idempotent producer whose sequence is neither the next one nor an exact retry of a
+    remembered batch (a gap, or an old batch no longer remembered). Nothing was written."""
+
+    code = ErrorCode.OTHER
+
+    def __init__(self, producer_id: int, epoch: int, first_sequence: int, expected: int, reason: str) -> None:
+        super().__init__(f"OutOfOrderSequence: producer {producer_id} epoch {epoch} sent first_sequence "
+                         f"{first_sequence}, expected {expected} ({reason})")
+        self.producer_id = producer_id
+        self.epoch = epoch
+        self.first_sequence = first_sequence
+        self.expected = expected
+        self.reason = reason
+
+
+class ProducerFenced(FluvialError):
+    """A batch carrying an older epoch than the replica has seen for its producer id. Nothing was written."""
+
+    code = ErrorCode.OTHER
+
+    def __init__(self, producer_id: int, epoch: int, current_epoch: int) -> None:
+        super().__init__(f"ProducerFenced: producer {producer_id} epoch {epoch} is older than epoch {current_epoch}")
+        self.producer_id = producer_id
+        self.epoch = epoch
+        self.current_epoch = current_epoch
+
+
 # ------------------------------------------------------------------------------------------- reading
 
 
@@ -266,3 +300,94 @@ class InvalidConfig(FluvialError):
     """A configuration value out of range or malformed."""
 
     code = ErrorCode.TOPIC_INVALID_CONFIGURATION
+
+
+# ------------------------------------------------------------------------------------------- client
+
+
+class ServerError(FluvialError):
+    """An error code a server answered with, as fluvial's client raises it (the code decides retries)."""
+
+    def __init__(self, code: ErrorCode, message: str = "", *, topic: str = "", partition: int = -1) -> None:
+        where = f" ({topic}/{partition})" if topic else ""
+        super().__init__(f"{message or code.name}{where}")
+        self.code = code
+        self.topic = topic
+        self.partition = partition
+
+
+class ProducerClosed(FluvialError):
+    """The producer was closed before the record was delivered."""
+
+    code = ErrorCode.OTHER
+
+
+# ---------------------------------------------------------------------------------- admin (SC Status)
+# Create/Delete answer a `Status` (code + optional message); fluvial's Admin raises these for it.
+
+_ADMIN_TEXT: dict[ErrorCode, str] = {           # the Rust client's text when the SC sends no message
+    ErrorCode.INVALID_CREATE_REQUEST: "invalid create request",
+    ErrorCode.INVALID_DELETE_REQUEST: "invalid Delete request",
+    ErrorCode.TOPIC_ERROR: "a topic error occurred",
+    ErrorCode.TOPIC_NOT_FOUND: "the topic was not found",
+    ErrorCode.TOPIC_ALREADY_EXISTS: "the topic already exists",
+    ErrorCode.TOPIC_INVALID_CONFIGURATION: "the topic configuration is invalid",
+    ErrorCode.TOPIC_NOT_PROVISIONED: "the topic is not provisioned",
+    ErrorCode.TOPIC_INVALID_NAME: "the topic name is invalid",
+    ErrorCode.PERMISSION_DENIED: "permission denied",
+}
+
+
+class AdminError(FluvialError):
+    """The SC refused an admin request. Carries the code, the object's kind and name, and the SC's message
+    (or the Rust client's text for the code when the SC sent none)."""
+
+    def __init__(self, code: ErrorCode, name: str, message: str | None = None, *, kind: str = "topic") -> None:
+        text = message or _ADMIN_TEXT.get(code) or code.name.lower().replace("_", " ")
+        quoted = f"'{name}'" in text or f'"{name}"' in text
+        super().__init__(text if not name or quoted else f'{kind} "{name}": {text}')
+        self.code = code
+        self.name = name
+        self.kind = kind
+        self.message = text
+
+
+class TopicAlreadyExists(AdminError):
+    code = ErrorCode.TOPIC_ALREADY_EXISTS
+
+
+class TopicNotFound(AdminError):
+    code = ErrorCode.TOPIC_NOT_FOUND
+
+
+class InvalidTopicName(AdminError):
+    code = ErrorCode.TOPIC_INVALID_NAME
+
+
+class InvalidTopicConfig(AdminError):
+    code = ErrorCode.TOPIC_INVALID_CONFIGURATION
+
+
+class TopicNotProvisioned(AdminError):
+    code = ErrorCode.TOPIC_NOT_PROVISIONED
+
+
+ADMIN_ERRORS: dict[ErrorCode, type[AdminError]] = {
+    cls.code: cls for cls in (TopicAlreadyExists, TopicNotFound, InvalidTopicName, InvalidTopicConfig,
+                              TopicNotProvisioned)
+}
+
+
+def admin_error(code: ErrorCode | int, name: str, message: str | None = None, *, kind: str = "topic") -> AdminError:
+    """The typed exception for a Status code (`AdminError` itself for codes without a class)."""
+    try:
+        code = ErrorCode(code)
+    except ValueError:
+        return AdminError(ErrorCode.UNKNOWN_SERVER_ERROR, name, message or f"unknown error code {code}", kind=kind)
+    return ADMIN_ERRORS.get(code, AdminError)(code, name, message, kind=kind)
+
+
+class ProfileError(FluvialError):
+    """The Fluvio profile file is unreadable, or names a profile or cluster that is not in it."""
+
+    code = ErrorCode.OTHER

@@ -12,7 +12,13 @@ from rich.table import Table
 
 from fluvial import __version__
 from fluvial.cli.cluster import app as cluster_app
+from fluvial.cli.consume import consume
+from fluvial.cli.partition import app as partition_app
+from fluvial.cli.produce import produce
+from fluvial.cli.profile_cmd import app as profile_app
 from fluvial.cli.run import app as run_app
+from fluvial.cli.spu import app as spu_app
+from fluvial.cli.topic import app as topic_app
 from fluvial.storage.fileio import OS_IO
 from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
 
@@ -21,6 +27,12 @@ storage_app = typer.Typer(no_args_is_help=True, help="Inspect replica storage on
 app.add_typer(storage_app, name="storage")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(run_app, name="run")
+app.add_typer(topic_app, name="topic")
+app.add_typer(partition_app, name="partition")
+app.add_typer(spu_app, name="spu")
+app.add_typer(profile_app, name="profile")
+app.command("produce")(produce)
+app.command("consume")(consume)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

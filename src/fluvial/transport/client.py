@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fluvial import defaults as d
-from fluvial.errors import FluvialError, ProtocolError
+from fluvial.errors import ErrorCode, FluvialError, ProtocolError
 from fluvial.protocol.codec import Reader
 from fluvial.protocol.frame import RequestHeader, decode_response, encode_request
 from fluvial.transport.server import read_frame
@@ -25,11 +25,16 @@ DEFAULT_CALL_TIMEOUT_SECONDS = 30.0
 
 
 class ConnectionLost(FluvialError):
-    """The connection closed (or failed) before the answer arrived."""
+    """The connection closed (or failed) before the answer arrived. Retried like an offline SPU: refresh
+    metadata, then try again (the retry table in `fluvial.errors`)."""
+
+    code = ErrorCode.SPU_OFFLINE
 
 
 class RequestTimeout(FluvialError):
     """No answer within the call's timeout."""
+
+    code = ErrorCode.REQUEST_TIMED_OUT
 
 
 _CLOSED = object()

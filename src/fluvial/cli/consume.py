@@ -1,0 +1,116 @@
+"""`fluvial consume TOPIC`: print records — `fluvio consume`'s flags and output."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from fluvial.cli.common import ProfileOpt, err, fail, resolve_endpoint, run
+from fluvial.cli.produce import parse_isolation
+from fluvial.cli.record_format import OUTPUT_TYPES, formatter
+from fluvial.client.connect import Fluvial
+from fluvial.client.consumer import ConsumerConfig, ConsumerStream, Offset, OffsetStrategy
+from fluvial.protocol.spu import Isolation
+
+# `-c` is `--consumer` here, as in `fluvio consume`; the cluster address is `--cluster` only.
+ClusterLongOpt = Annotated[str | None, typer.Option(
+    "--cluster", metavar="HOST:PORT", help="Address of the SC (default: the current profile's, else 127.0.0.1:9003).")]
+
+
+def start_offset(beginning: bool, head: int | None, tail: int | None, start: int | None) -> Offset:
+    """`fluvio consume`'s rule: -B, -H n, --start n, -T n, else the end (only new records)."""
+    chosen = [beginning, head is not None, tail is not None, start is not None]
+    if sum(chosen) > 1:
+        raise ValueError("use only one of -B/--beginning, -H/--head, -T/--tail, --start")
+    if beginning:
+        return Offset.from_beginning(0)
+    if head is not None:
+        return Offset.from_beginning(head)
+    if start is not None:
+        return Offset.absolute(start)
+    if tail is not None:
+        return Offset.from_end(tail)
+    return Offset.end()
+
+
+def consume(
+    topic: Annotated[str, typer.Argument(help="Topic name.")],
+    partition: Annotated[list[int] | None, typer.Option("-p", "--partition", help="Partition id (repeatable); default all.")] = None,
+    all_partitions: Annotated[bool, typer.Option("-A", "--all-partitions", help="Consume from all partitions (the default).")] = False,
+    disable_continuous: Annotated[bool, typer.Option("-d", "--disable-continuous",
+                                                     help="Exit after the records available now.")] = False,
+    key_value: Annotated[bool, typer.Option("-k", "--key-value", help='Print records as "[key] value".')] = False,
+    format: Annotated[str | None, typer.Option(
+        "-F", "--format", help="Template with {{key}}, {{value}}, {{offset}}, {{partition}}, {{time}}.")] = None,
+    beginning: Annotated[bool, typer.Option("-B", "--beginning", help="Consume from the beginning of the log.")] = False,
+    head: Annotated[int | None, typer.Option("-H", "--head", metavar="INTEGER",
+                                             help="Start this many records after the beginning.")] = None,
+    tail: Annotated[int | None, typer.Option("-T", "--tail", metavar="INTEGER",
+                                             help="Start this many records before the end.")] = None,
+    start: Annotated[int | None, typer.Option("--start", metavar="INTEGER", help="Absolute offset to start from.")] = None,
+    end: Annotated[int | None, typer.Option("--end", metavar="INTEGER", help="Stop after this offset (inclusive).")] = None,
+    max_bytes: Annotated[int | None, typer.Option("-b", "--maxbytes", help="Max bytes of one fetch.")] = None,
+    isolation: Annotated[str | None, typer.Option("--isolation", help="read_committed or read_uncommitted.")] = None,
+    suppress_unknown: Annotated[bool, typer.Option("--suppress-unknown", help="Skip records the output type cannot show.")] = False,
+    output: Annotated[str | None, typer.Option("-O", "--output", help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
+    consumer: Annotated[str | None, typer.Option("-c", "--consumer", help="Consumer id: resume from and store its offsets.")] = None,
+    cluster: ClusterLongOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Read records from a topic (all partitions unless -p) and print them.
+
+    Streams new records until interrupted unless -d is given."""
+    if format is not None and output is not None:
+        fail("--format and --output cannot be used together")
+    if partition and all_partitions:
+        fail("--partition and --all-partitions cannot be used together")
+    if end is not None and start is not None and end < start:
+        fail(f"--end {end} must be greater than or equal to --start {start}")
+    try:
+        offset = start_offset(beginning, head, tail, start)
+        render = formatter(output or "dynamic", format, key_value, suppress_unknown)
+        iso = parse_isolation(isolation) if isolation is not None else Isolation.READ_UNCOMMITTED
+    except (ValueError, typer.BadParameter) as e:
+        fail(str(e))
+    config = ConsumerConfig(isolation=iso, disable_continuous=disable_continuous, end_offset=end, consumer_id=consumer,
+                            offset_strategy=OffsetStrategy.AUTO if consumer else OffsetStrategy.NONE)
+    if max_bytes is not None:
+        config.max_bytes = max_bytes
+    if sys.stdout.isatty():
+        err.print(f"Consuming records from '{topic}'", style="bold", markup=False)
+    run(_consume(topic, partition or None, offset, config, render, cluster, profile))
+
+
+async def _consume(topic: str, partitions: list[int] | None, offset: Offset, config: ConsumerConfig,
+                   render: object, cluster: str | None, profile: str | None) -> None:
+    host, port = resolve_endpoint(cluster, profile)
+    client = await Fluvial.connect(f"{host}:{port}", client_id="fluvial-cli")
+    try:
+        consumer = await client.consumer(topic, partitions)
+        stream = await consumer.stream(offset, config)
+        try:
+            await _print(stream, render)
+            if config.consumer_id:
+                stream.offset_commit()
+                await stream.offset_flush()
+        finally:
+            await stream.close()
+    finally:
+        await client.close()
+
+
+async def _print(stream: ConsumerStream, render: object) -> None:
+    write = sys.stdout.write
+    try:
+        while True:
+            records = await stream.next_batch()
+            if not records:
+                return
+            lines = [line for line in map(render, records) if line is not None]  # type: ignore[arg-type]
+            if lines:
+                write("\n".join(lines) + "\n")
+                sys.stdout.flush()
+    except BrokenPipeError:
+        sys.stderr.close()        # the reader went away (e.g. `| head`): stop quietly

@@ -1,0 +1,226 @@
+"""`fluvial produce TOPIC`: lines from stdin (or `-f FILE`) as records — `fluvio produce`'s flags."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from fluvial.cli.common import (
+    ClusterOpt,
+    ProfileOpt,
+    err,
+    fail,
+    out,
+    parse_duration,
+    parse_size,
+    resolve_endpoint,
+    run,
+)
+from fluvial.client.connect import Fluvial
+from fluvial.client.producer import DeliverySemantic, ProducerConfig, TopicProducer
+from fluvial.protocol.records import Compression
+from fluvial.protocol.spu import Isolation
+
+LINES_PER_CALL = 50_000                  # piped input is sent in calls of this many records
+
+
+def parse_isolation(text: str) -> Isolation:
+    value = text.replace("-", "_").lower()
+    if value in ("read_committed", "readcommitted"):
+        return Isolation.READ_COMMITTED
+    if value in ("read_uncommitted", "readuncommitted"):
+        return Isolation.READ_UNCOMMITTED
+    raise typer.BadParameter(f"{text!r}: use read_committed or read_uncommitted")
+
+
+def parse_semantic(text: str) -> DeliverySemantic:
+    try:
+        return DeliverySemantic(text.replace("_", "-").lower())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: use at-least-once or at-most-once") from None
+
+
+def split_line(line: bytes, separator: bytes | None, key: bytes | None) -> tuple[bytes | None, bytes]:
+    """(key, value) of one input line (without its newline)."""
+    if separator is not None:
+        k, sep, v = line.partition(separator)
+        if not sep:
+            raise ValueError(f"line without the key separator {separator.decode(errors='replace')!r}: "
+                             f"{line[:60].decode(errors='replace')!r}")
+        return k, v
+    return key, line
+
+
+def produce(
+    topic: Annotated[str, typer.Argument(help="The name of the topic to produce to.")],
+    cluster: ClusterOpt = None,
+    profile: ProfileOpt = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Print each record once it is acknowledged.")] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Send every record with this key.")] = None,
+    key_separator: Annotated[str | None, typer.Option(
+        "--key-separator", help="Split each line on the first separator into key and value.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Send the whole input as one record.")] = False,
+    compression: Annotated[str | None, typer.Option(
+        "--compression", help="none, gzip, snappy, lz4 or zstd.")] = None,
+    file: Annotated[Path | None, typer.Option("-f", "--file", help="Read records from this file (one per line).")] = None,
+    linger: Annotated[str | None, typer.Option("--linger", help="Time to wait before sending a batch, e.g. 150ms.")] = None,
+    batch_size: Annotated[str | None, typer.Option("--batch-size", help="Max bytes of a batch.")] = None,
+    max_request_size: Annotated[str | None, typer.Option("--max-request-size", help="Max bytes of one request.")] = None,
+    isolation: Annotated[str | None, typer.Option(
+        "--isolation", help="read_committed (wait for commit) or read_uncommitted (leader only).")] = None,
+    delivery_semantic: Annotated[str, typer.Option(
+        "--delivery-semantic", help="at-least-once (retry until acknowledged) or at-most-once.")] = "at-least-once",
+    delivery_timeout: Annotated[str | None, typer.Option(
+        "--delivery-timeout", help="Give a record up after retrying this long, e.g. 30s (fluvial).")] = None,
+) -> None:
+    """Write records to a topic: each line of stdin (or of --file) is one record."""
+    if key is not None and key_separator is not None:
+        fail("--key and --key-separator cannot be used together")
+    if raw and key_separator is not None:
+        fail("--raw and --key-separator cannot be used together")
+    if key_separator == "":
+        fail("--key-separator must not be empty")
+    config = ProducerConfig()
+    with_errors(lambda: _configure(config, compression, linger, batch_size, max_request_size, isolation,
+                                   delivery_semantic, delivery_timeout))
+    run(_produce(topic, cluster, profile, config, key, key_separator, raw, file, verbose))
+
+
+def with_errors(call: object) -> None:
+    try:
+        call()  # type: ignore[operator]
+    except (ValueError, typer.BadParameter) as e:
+        fail(str(e))
+
+
+def _configure(config: ProducerConfig, compression: str | None, linger: str | None, batch_size: str | None,
+               max_request_size: str | None, isolation: str | None, semantic: str,
+               delivery_timeout: str | None = None) -> None:
+    if compression is not None:
+        if compression.lower() not in Compression.NAMES:
+            raise ValueError(f"unknown compression {compression!r}: use none, gzip, snappy, lz4 or zstd")
+        config.compression = compression.lower()
+    if linger is not None:
+        config.linger_seconds = _seconds(linger)
+    if batch_size is not None:
+        config.batch_size_bytes = parse_size(batch_size)
+    if max_request_size is not None:
+        config.max_request_bytes = parse_size(max_request_size)
+    if isolation is not None:
+        config.isolation = parse_isolation(isolation)
+    config.delivery_semantic = parse_semantic(semantic)
+    if delivery_timeout is not None:
+        config.delivery_timeout_seconds = _seconds(delivery_timeout)
+
+
+def _seconds(text: str) -> float:
+    t = text.strip()
+    if t.endswith("ms") and t[:-2].strip().isdigit():
+        return int(t[:-2]) / 1000
+    return float(parse_duration(t))
+
+
+async def _produce(topic: str, cluster: str | None, profile: str | None, config: ProducerConfig, key: str | None,
+                   key_separator: str | None, raw: bool, file: Path | None, verbose: bool) -> None:
+    host, port = resolve_endpoint(cluster, profile)
+    client = await Fluvial.connect(f"{host}:{port}", client_id="fluvial-cli")
+    try:
+        producer = await client.topic_producer(topic, config)
+        try:
+            sep = key_separator.encode() if key_separator is not None else None
+            k = key.encode() if key is not None else None
+            if file is not None:
+                await _produce_file(producer, file, sep, k, raw, verbose)
+            elif raw:
+                data = await asyncio.to_thread(sys.stdin.buffer.read)
+                await _send_lines(producer, [data], None, k, verbose)
+            elif sys.stdin.isatty():
+                await _produce_interactive(producer, sep, k, verbose)
+            else:
+                await _produce_stream(producer, sys.stdin.buffer, sep, k, verbose, None)
+            await producer.flush()
+        finally:
+            await producer.close()
+    finally:
+        await client.close()
+
+
+async def _enqueue(producer: TopicProducer, lines: list[bytes], sep: bytes | None, key: bytes | None,
+                   verbose: bool) -> asyncio.Future[None]:
+    """Queue the lines as records (in order); the returned future completes when all are acknowledged."""
+    pairs = [split_line(line, sep, key) for line in lines]
+    keys = [p[0] for p in pairs] if (sep is not None or key is not None) else None
+    delivery = await producer.send_all([p[1] for p in pairs], keys)
+
+    async def confirm() -> None:
+        if not verbose:
+            await delivery.offsets()
+            return
+        await delivery
+        for k, v in pairs:
+            out.print(f"[{(k or b'null').decode(errors='replace')}] {v.decode(errors='replace')}", markup=False)
+
+    return asyncio.ensure_future(confirm())
+
+
+async def _send_lines(producer: TopicProducer, lines: list[bytes], sep: bytes | None, key: bytes | None,
+                      verbose: bool) -> None:
+    await (await _enqueue(producer, lines, sep, key, verbose))
+
+
+def _strip(line: bytes) -> bytes:
+    return line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+
+
+async def _produce_stream(producer: TopicProducer, stream: IO[bytes], sep: bytes | None, key: bytes | None,
+                          verbose: bool, progress: tuple[Progress, object] | None) -> None:
+    pending: list[asyncio.Future[None]] = []
+    try:
+        while True:
+            chunk = await asyncio.to_thread(stream.readlines, LINES_PER_CALL * 64)
+            if not chunk:
+                break
+            lines = [_strip(line) for line in chunk]
+            if sep is not None:
+                lines = [line for line in lines if line]
+            if progress is not None:
+                bar, task = progress
+                bar.update(task, advance=sum(map(len, chunk)))  # type: ignore[arg-type]
+            pending.append(await _enqueue(producer, lines, sep, key, verbose))
+            while pending and pending[0].done():
+                pending.pop(0).result()          # the first failure stops reading input
+        for fut in pending:
+            await fut
+    finally:
+        # every delivery is collected: a failure is reported once, as one line, never as a stray traceback
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _produce_interactive(producer: TopicProducer, sep: bytes | None, key: bytes | None, verbose: bool) -> None:
+    err.print("Type one record per line; Ctrl-D to finish.", markup=False)
+    while True:
+        line = await asyncio.to_thread(sys.stdin.buffer.readline)
+        if not line:
+            return
+        await _send_lines(producer, [_strip(line)], sep, key, verbose)
+        out.print("Ok!", markup=False) if not verbose else None
+
+
+async def _produce_file(producer: TopicProducer, file: Path, sep: bytes | None, key: bytes | None, raw: bool,
+                        verbose: bool) -> None:
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    if raw:
+        await _send_lines(producer, [file.read_bytes()], None, key, verbose)
+        return
+    size = file.stat().st_size
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with open(file, "rb") as f, Progress(*columns, console=err, transient=True,
+                                         disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"producing {file.name}", total=size)
+        await _produce_stream(producer, f, sep, key, verbose, (bar, task))

@@ -1,0 +1,93 @@
+"""How `fluvial consume` prints a record — `fluvio` v0.17.3's output types and `--format` templates. Pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+
+from fluvial.client.batchcodec import ConsumerRecord
+
+OUTPUT_TYPES = ("dynamic", "text", "binary", "json", "raw")
+_TEMPLATE_VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+TEMPLATE_VARS = ("key", "value", "offset", "partition", "time")
+
+
+def is_binary(data: bytes) -> bool:
+    """Binary as `fluvio` judges it: NUL bytes, or not UTF-8."""
+    if b"\x00" in data:
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def text(data: bytes | None) -> str:
+    return "null" if data is None else data.decode(errors="replace")
+
+
+def hex_dump(data: bytes) -> str:
+    """16 bytes a line: offset, hex, printable characters."""
+    lines = []
+    for at in range(0, len(data), 16):
+        chunk = data[at:at + 16]
+        hexes = " ".join(f"{c:02x}" for c in chunk)
+        chars = "".join(chr(c) if 32 <= c < 127 else "." for c in chunk)
+        lines.append(f"{at:08x}  {hexes:<47}  |{chars}|")
+    return "\n".join(lines) + "\n" + "-" * 60
+
+
+def format_value(data: bytes, output: str, suppress_unknown: bool = False) -> str | None:
+    if output == "json":
+        try:
+            return json.dumps(json.loads(data), indent=2)
+        except (ValueError, UnicodeDecodeError) as e:
+            return None if suppress_unknown else json.dumps({"error": str(e)}, indent=2)
+    if output == "text":
+        return f"binary: ({len(data)} bytes)" if is_binary(data) and not suppress_unknown else text(data)
+    if output == "binary":
+        return hex_dump(data)
+    if output == "raw":
+        return text(data)
+    return hex_dump(data) if is_binary(data) else text(data)          # dynamic
+
+
+def rfc3339_millis(ms: int) -> str:
+    if ms < 0:
+        return "NA"
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def compile_template(template: str) -> Callable[[ConsumerRecord], str]:
+    """`{{key}}`, `{{value}}`, `{{offset}}`, `{{partition}}`, `{{time}}` substituted per record."""
+    unknown = sorted({m.group(1) for m in _TEMPLATE_VAR.finditer(template)} - set(TEMPLATE_VARS))
+    if unknown:
+        raise ValueError(f"unknown template variable(s) {', '.join(unknown)}: use {', '.join(TEMPLATE_VARS)}")
+
+    def render(r: ConsumerRecord) -> str:
+        fields = {"key": text(r.key), "value": text(r.value), "offset": str(r.offset),
+                  "partition": str(r.partition), "time": rfc3339_millis(r.timestamp)}
+        return _TEMPLATE_VAR.sub(lambda m: fields[m.group(1)], template)
+
+    return render
+
+
+def formatter(output: str = "dynamic", template: str | None = None, key_value: bool = False,
+              suppress_unknown: bool = False) -> Callable[[ConsumerRecord], str | None]:
+    """The function that turns a record into the line(s) to print (None: skip it)."""
+    if template is not None:
+        return compile_template(template)
+    if output not in OUTPUT_TYPES:
+        raise ValueError(f"unknown output type {output!r}: use {', '.join(OUTPUT_TYPES)}")
+
+    def render(r: ConsumerRecord) -> str | None:
+        value = format_value(r.value, output, suppress_unknown)
+        if value is None:
+            return None
+        return f"[{text(r.key)}] {value}" if key_value else value
+
+    return render

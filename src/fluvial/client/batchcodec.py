@@ -1,0 +1,203 @@
+"""Fast record-batch encoding (producer) and decoding (consumer). Pure.
+
+Same bytes as `fluvial.protocol.records.build_batch` / `decode_records` (tested against them), but
+built with lookup tables and one `bytes.join` per batch, and read with one-byte varints inlined, so a
+record costs about a microsecond of Python instead of several.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from fluvial.errors import ProtocolError
+from fluvial.protocol import batch as b
+from fluvial.protocol.records import compress, decode_varint, decompress, encode_varint
+
+_TABLE_SIZE = 1 << 16
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    encode_varint(n, out)
+    return bytes(out)
+
+
+_VARINT: list[bytes] = [_varint(n) for n in range(_TABLE_SIZE)]
+_ATTR_TS0 = b"\x00\x00"                   # record attributes 0, timestamp delta 0
+_NO_KEY = b"\x00"
+_HAS_KEY = b"\x01"
+_NO_HEADERS = b"\x00"
+_COUNT = struct.Struct(">I")
+_CRC_AT = 17
+
+
+def varint(n: int) -> bytes:
+    return _VARINT[n] if 0 <= n < _TABLE_SIZE else _varint(n)
+
+
+def records_part(keys: Sequence[bytes | None] | None, values: Sequence[bytes]) -> bytes:
+    """u32 count + records (attributes 0, timestamp delta 0, offset delta i, no headers)."""
+    parts: list[bytes] = [_COUNT.pack(len(values))]
+    add = parts.extend
+    vi = _VARINT
+    if keys is None:
+        for i, v in enumerate(values):
+            od = vi[i] if i < _TABLE_SIZE else _varint(i)
+            lv = len(v)
+            vl = vi[lv] if lv < _TABLE_SIZE else _varint(lv)
+            size = 4 + len(od) + len(vl) + lv
+            add((vi[size] if size < _TABLE_SIZE else _varint(size), _ATTR_TS0, od, _NO_KEY, vl, v, _NO_HEADERS))
+    else:
+        for i, (k, v) in enumerate(zip(keys, values, strict=True)):
+            od = vi[i] if i < _TABLE_SIZE else _varint(i)
+            lv = len(v)
+            vl = vi[lv] if lv < _TABLE_SIZE else _varint(lv)
+            if k is None:
+                size = 4 + len(od) + len(vl) + lv
+                add((vi[size] if size < _TABLE_SIZE else _varint(size), _ATTR_TS0, od, _NO_KEY, vl, v, _NO_HEADERS))
+            else:
+                lk = len(k)
+                kl = vi[lk] if lk < _TABLE_SIZE else _varint(lk)
+                size = 4 + len(od) + len(kl) + lk + len(vl) + lv
+                add((vi[size] if size < _TABLE_SIZE else _varint(size), _ATTR_TS0, od, _HAS_KEY, kl, k, vl, v,
+                     _NO_HEADERS))
+    return b"".join(parts)
+
+
+def encode_batch(keys: Sequence[bytes | None] | None, values: Sequence[bytes], *, timestamp_ms: int,
+                 compression: int = 0, producer_id: int = b.NO_PRODUCER_ID, producer_epoch: int = -1,
+                 first_sequence: int = -1) -> bytes:
+    """A whole batch (base offset 0) with a correct length and CRC-32C."""
+    if not values:
+        raise ValueError("a batch needs at least one record")
+    body = records_part(keys, values)
+    if compression:
+        body = compress(compression, body)
+    header = b.BatchHeader(0, b.HEADER_BYTES + len(body), -1, b.MAGIC, 0, compression, len(values) - 1,
+                           timestamp_ms, timestamp_ms, producer_id, producer_epoch, first_sequence)
+    buf = bytearray(b.encode_header(header))
+    buf += body
+    struct.pack_into(">I", buf, _CRC_AT, b.batch_crc(buf))
+    return bytes(buf)
+
+
+class ConsumerRecord(NamedTuple):
+    """One record as a consumer sees it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: int                    # ms since the epoch, -1 when unknown
+
+
+_EPOCH_SEQUENCE = struct.Struct(">hi")
+_EPOCH_AT = 51                            # producer_epoch (i16) then first_sequence (i32), inside the CRC
+
+
+def restamp(batch: bytes, producer_epoch: int, first_sequence: int) -> bytes:
+    """The same batch with another producer epoch and first sequence (and the CRC that goes with them)."""
+    buf = bytearray(batch)
+    _EPOCH_SEQUENCE.pack_into(buf, _EPOCH_AT, producer_epoch, first_sequence)
+    struct.pack_into(">I", buf, _CRC_AT, b.batch_crc(buf))
+    return bytes(buf)
+
+
+def decode_batch(batch: bytes | memoryview, partition: int = 0) -> tuple[b.BatchHeader, list[ConsumerRecord]]:
+    """The header and the records of one whole stored batch."""
+    h = b.decode_header(batch)
+    end = b.PREAMBLE_BYTES + h.batch_len
+    if end > len(batch) or h.batch_len < b.HEADER_BYTES:
+        raise ProtocolError("truncated batch")
+    at = b.HEADER_TOTAL_BYTES + (4 if h.attributes & b.ATTR_SCHEMA_ID else 0)
+    raw = decompress(h.compression, batch[at:end]) if h.compression else bytes(batch[at:end])
+    try:
+        return h, _records(raw, h.base_offset, h.first_timestamp, partition)
+    except IndexError:
+        raise ProtocolError("truncated record") from None
+
+
+def _records(raw: bytes, base: int, first_ts: int, partition: int) -> list[ConsumerRecord]:
+    if len(raw) < 4:
+        raise ProtocolError("records part has no count")
+    (count,) = _COUNT.unpack_from(raw, 0)
+    pos = 4
+    out = []
+    append = out.append
+    slow = decode_varint
+    has_ts = first_ts > 0
+    new = tuple.__new__
+    cls = ConsumerRecord
+    for _ in range(count):
+        c = raw[pos]
+        if c < 0x80:
+            length = (c >> 1) ^ -(c & 1)
+            pos += 1
+        elif raw[pos + 1] < 0x80:
+            c = (c & 0x7F) | (raw[pos + 1] << 7)
+            length = (c >> 1) ^ -(c & 1)
+            pos += 2
+        else:
+            length, pos = slow(raw, pos)
+        stop = pos + length
+        c = raw[pos + 1]                                   # after the attributes byte
+        if c < 0x80:
+            ts = (c >> 1) ^ -(c & 1)
+            pos += 2
+        elif raw[pos + 2] < 0x80:
+            c = (c & 0x7F) | (raw[pos + 2] << 7)
+            ts = (c >> 1) ^ -(c & 1)
+            pos += 3
+        else:
+            ts, pos = slow(raw, pos + 1)
+        c = raw[pos]
+        if c < 0x80:
+            od = (c >> 1) ^ -(c & 1)
+            pos += 1
+        elif raw[pos + 1] < 0x80:
+            c = (c & 0x7F) | (raw[pos + 1] << 7)
+            od = (c >> 1) ^ -(c & 1)
+            pos += 2
+        else:
+            od, pos = slow(raw, pos)
+        flag = raw[pos]
+        pos += 1
+        key = None
+        if flag:
+            if flag != 1:
+                raise ProtocolError(f"bad key option byte {flag}")
+            c = raw[pos]
+            if c < 0x80:
+                kl = (c >> 1) ^ -(c & 1)
+                pos += 1
+            elif raw[pos + 1] < 0x80:
+                c = (c & 0x7F) | (raw[pos + 1] << 7)
+                kl = (c >> 1) ^ -(c & 1)
+                pos += 2
+            else:
+                kl, pos = slow(raw, pos)
+            key = raw[pos:pos + kl]
+            pos += kl
+        c = raw[pos]
+        if c < 0x80:
+            vl = (c >> 1) ^ -(c & 1)
+            pos += 1
+        elif raw[pos + 1] < 0x80:
+            c = (c & 0x7F) | (raw[pos + 1] << 7)
+            vl = (c >> 1) ^ -(c & 1)
+            pos += 2
+        else:
+            vl, pos = slow(raw, pos)
+        value = raw[pos:pos + vl]
+        pos += vl
+        if raw[pos] != 0:
+            _headers, pos = slow(raw, pos)
+            pos = stop                                     # record headers are skipped
+        else:
+            pos += 1
+        if pos != stop or vl < 0 or length < 0:
+            raise ProtocolError("record length does not match its fields")
+        append(new(cls, (partition, base + od, key, value, first_ts + ts if has_ts else -1)))
+    return out

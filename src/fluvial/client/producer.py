@@ -1,0 +1,493 @@
+"""fluvial's producer: records are accumulated per partition into batches (by size and linger),
+compressed per batch, sent by one sender per partition (one produce request in flight, so order holds),
+retried per the one retry table inside a delivery timeout, and acknowledged through delivery handles.
+
+Idempotence: the producer takes a producer id from the SC (fluvial-only API) and numbers its records per
+partition; the SPU remembers the last sequences and acknowledges an exact retry without writing it again,
+so a retry after a lost acknowledgement never duplicates a record. Against a server without that API
+(a Fluvio SC) the producer runs without an id, as the official client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluvial import defaults as d
+from fluvial.errors import ErrorCode, FluvialError, ProducerClosed, ServerError
+from fluvial.protocol import batch as b
+from fluvial.protocol import spu as sp
+from fluvial.protocol.records import Compression
+from fluvial.protocol.spu import Isolation
+
+from .batchcodec import encode_batch, restamp
+from .health import explain
+from .partitioner import Partitioner, partition_for_key
+from .retry import RetryState, WarningGate
+
+logger = logging.getLogger(__name__)
+
+_SEQUENCE_MODULO = 1 << 31
+
+
+class DeliverySemantic(enum.Enum):
+    AT_LEAST_ONCE = "at-least-once"      # retry per the retry table until acknowledged or timed out
+    AT_MOST_ONCE = "at-most-once"        # one attempt: an error fails the record, never a second write
+
+
+@dataclass
+class ProducerConfig:
+    batch_size_bytes: int = d.PRODUCER_BATCH_BYTES
+    linger_seconds: float = d.PRODUCER_LINGER_SECONDS
+    compression: str = "none"                       # none | gzip | snappy | lz4 | zstd
+    isolation: Isolation = Isolation.READ_UNCOMMITTED   # ReadUncommitted = acks from the leader
+    delivery_timeout_seconds: float = d.DELIVERY_TIMEOUT_SECONDS
+    request_timeout_seconds: float = d.CLIENT_REQUEST_TIMEOUT_SECONDS
+    max_buffer_bytes: int = d.PRODUCER_BUFFER_BYTES
+    max_request_bytes: int = d.PRODUCER_REQUEST_MAX_BYTES
+    idempotent: bool = True
+    delivery_semantic: DeliverySemantic = DeliverySemantic.AT_LEAST_ONCE
+
+    def compression_code(self) -> int:
+        try:
+            return Compression.NAMES[self.compression.lower()]
+        except KeyError:
+            raise ServerError(ErrorCode.COMPRESSION_ERROR,
+                              f"unknown compression {self.compression!r} (none, gzip, snappy, lz4, zstd)") from None
+
+
+@dataclass(frozen=True)
+class RecordMetadata:
+    partition: int
+    offset: int
+
+
+class _Batch:
+    """Records of one partition on their way: open (accumulating), then sealed (encoded), then done."""
+
+    __slots__ = (
+        "bytes",
+        "count",
+        "created",
+        "first_sequence",
+        "future",
+        "keys",
+        "partition",
+        "payload",
+        "retry",
+        "timestamp_ms",
+        "values",
+    )
+
+    def __init__(self, partition: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.keys: list[bytes | None] | None = None
+        self.values: list[bytes] = []
+        self.partition = partition
+        self.bytes = 0
+        self.created = time.monotonic()
+        self.timestamp_ms = int(time.time() * 1000)
+        self.payload = b""
+        self.first_sequence = -1
+        self.count = 0
+        self.future: asyncio.Future[int] = loop.create_future()    # base offset
+        self.future.add_done_callback(_observed)
+        self.retry: RetryState | None = None
+
+
+def _observed(fut: asyncio.Future[int]) -> None:
+    """A delivery failure reaches whoever awaits the record's handle; one nobody awaits is not an
+    "exception never retrieved" for asyncio to print."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+class ProduceOutput:
+    """The delivery handle of one record: `await out` (or `await out.wait()`) gives its RecordMetadata."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    async def wait(self) -> RecordMetadata:
+        base = await asyncio.shield(self._batch.future)
+        return RecordMetadata(self._batch.partition, base + self._index)
+
+    def __await__(self) -> Any:
+        return self.wait().__await__()
+
+
+class BatchOutput:
+    """The delivery handle of a `send_all` call: `await out` gives one RecordMetadata per record, in order."""
+
+    def __init__(self, parts: list[tuple[list[int], _Batch, int]]) -> None:
+        self._parts = parts            # (record indexes, batch, first index inside the batch)
+
+    async def wait(self) -> list[RecordMetadata]:
+        total = sum(len(idx) for idx, _b, _s in self._parts)
+        out: list[RecordMetadata | None] = [None] * total
+        for idx, batch, start in self._parts:
+            base = await asyncio.shield(batch.future)
+            for j, i in enumerate(idx):
+                out[i] = RecordMetadata(batch.partition, base + start + j)
+        return out  # type: ignore[return-value]
+
+    async def offsets(self) -> None:
+        """Wait for delivery without building per-record results (the cheap path)."""
+        for _idx, batch, _s in self._parts:
+            await asyncio.shield(batch.future)
+
+    def __await__(self) -> Any:
+        return self.wait().__await__()
+
+
+@dataclass
+class _PartitionState:
+    open: _Batch | None = None
+    sealed: deque[_Batch] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: asyncio.Task[None] | None = None
+    next_sequence: int = 0
+    epoch: int = 0                  # this partition's producer epoch: bumped when a batch is given up
+
+
+class TopicProducer:
+    def __init__(self, client: Any, topic: str, config: ProducerConfig, partitions: int,
+                 producer_id: int, producer_epoch: int) -> None:
+        self.client = client
+        self.topic = topic
+        self.config = config
+        self.partitions = partitions
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self._codec = config.compression_code()
+        self._loop = asyncio.get_running_loop()
+        self._parts: dict[int, _PartitionState] = {}
+        self._partitioner = Partitioner()
+        self._buffered = 0
+        self._space = asyncio.Event()                 # set whenever buffered bytes are released
+        self._unfinished: set[asyncio.Future[int]] = set()
+        self._warnings = WarningGate()
+        self._closed = False
+
+    @classmethod
+    async def create(cls, client: Any, topic: str, config: ProducerConfig | None = None) -> TopicProducer:
+        config = config or ProducerConfig()
+        partitions = await client.metadata.topic_partitions(topic)
+        pid, epoch = (await allocate_producer_id(client)) if config.idempotent else (b.NO_PRODUCER_ID, -1)
+        return cls(client, topic, config, partitions, pid, epoch)
+
+    # ------------------------------------------------------------------------------------ accumulate
+
+    def _state(self, partition: int) -> _PartitionState:
+        st = self._parts.get(partition)
+        if st is None:
+            st = self._parts[partition] = _PartitionState(epoch=self.producer_epoch)
+            st.sender = asyncio.ensure_future(self._send_loop(partition, st))
+        return st
+
+    def _partition_count(self) -> int:
+        n = self.client.metadata.cache.partition_count(self.topic)
+        if n:
+            self.partitions = n
+        return self.partitions
+
+    async def send(self, key: bytes | str | None, value: bytes | str) -> ProduceOutput:
+        """Queue one record; returns its delivery handle. Waits while the buffer is full."""
+        if self._closed:
+            raise ProducerClosed("producer is closed")
+        k = key.encode() if isinstance(key, str) else key
+        v = value.encode() if isinstance(value, str) else value
+        size = len(v) + (len(k) if k is not None else 0) + d.PRODUCER_RECORD_OVERHEAD_BYTES
+        if self._buffered + size > self.config.max_buffer_bytes:
+            await self._wait_space(size)
+        p = self._partitioner.partition(k, self._partition_count())
+        st = self._state(p)
+        batch = st.open
+        if batch is None:
+            batch = st.open = _Batch(p, self._loop)
+            self._loop.call_later(self.config.linger_seconds, self._linger, p, batch)
+        if k is not None and batch.keys is None:
+            batch.keys = [None] * len(batch.values)
+        if batch.keys is not None:
+            batch.keys.append(k)
+        index = len(batch.values)
+        batch.values.append(v)
+        batch.bytes += size
+        self._buffered += size
+        if batch.bytes >= self.config.batch_size_bytes:
+            self._seal(st)
+        return ProduceOutput(batch, index)
+
+    async def send_all(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None) -> BatchOutput:
+        """Queue many records in one call (the fast path); returns one handle for all of them.
+
+        Keyless records go round-robin over the partitions, keyed ones by Fluvio's key hash."""
+        if self._closed:
+            raise ProducerClosed("producer is closed")
+        n = self._partition_count()
+        groups = self._group(values, keys, n)
+        parts: list[tuple[list[int], _Batch, int]] = []
+        for p, (idx, ks, vs) in groups.items():
+            size = sum(map(len, vs)) + (sum(len(k) for k in ks if k is not None) if ks else 0) \
+                + d.PRODUCER_RECORD_OVERHEAD_BYTES * len(vs)
+            if self._buffered + size > self.config.max_buffer_bytes:
+                await self._wait_space(min(size, self.config.max_buffer_bytes))
+            parts.extend(self._add_many(p, idx, ks, vs, size))
+        return BatchOutput(parts)
+
+    def _group(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None,
+               n: int) -> dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]]:
+        count = len(values)
+        if keys is None or all(k is None for k in keys):
+            start = self._partitioner.partition(None, n)
+            for _ in range(min(count, n) - 1):                 # advance the round-robin as single sends would
+                self._partitioner.partition(None, n)
+            if n == 1:
+                return {start: (list(range(count)), None, list(values))}
+            out: dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]] = {}
+            for j in range(min(n, count)):
+                p = (start + j) % n
+                idx = list(range(j, count, n))
+                out[p] = (idx, None, list(values[j::n]))
+            return out
+        grouped: dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]] = {}
+        for i, (k, v) in enumerate(zip(keys, values, strict=True)):
+            p = self._partitioner.partition(None, n) if k is None else partition_for_key(k, n)
+            g = grouped.get(p)
+            if g is None:
+                g = grouped[p] = ([], [], [])
+            g[0].append(i)
+            g[1].append(k)  # type: ignore[union-attr]
+            g[2].append(v)
+        return grouped
+
+    def _add_many(self, p: int, idx: list[int], ks: list[bytes | None] | None, vs: list[bytes],
+                  size: int) -> list[tuple[list[int], _Batch, int]]:
+        """Cut the records into batches of about batch_size_bytes and seal them (an open batch first)."""
+        st = self._state(p)
+        if st.open is not None:
+            self._seal(st)
+        out = []
+        per_record = max(1, size // max(1, len(vs)))
+        step = max(1, self.config.batch_size_bytes // per_record)
+        for lo in range(0, len(vs), step):
+            batch = _Batch(p, self._loop)
+            batch.values = vs[lo:lo + step]
+            batch.keys = ks[lo:lo + step] if ks is not None else None
+            batch.bytes = per_record * len(batch.values)
+            self._buffered += batch.bytes
+            st.open = batch
+            self._seal(st)
+            out.append((idx[lo:lo + step], batch, 0))
+        return out
+
+    def _linger(self, partition: int, batch: _Batch) -> None:
+        st = self._parts.get(partition)
+        if st is not None and st.open is batch:
+            self._seal(st)
+
+    def _seal(self, st: _PartitionState) -> None:
+        batch = st.open
+        assert batch is not None
+        st.open = None
+        batch.count = len(batch.values)
+        if self.producer_id != b.NO_PRODUCER_ID:
+            batch.first_sequence = st.next_sequence
+            st.next_sequence = (st.next_sequence + batch.count) % _SEQUENCE_MODULO
+        batch.payload = encode_batch(batch.keys, batch.values, timestamp_ms=batch.timestamp_ms,
+                                     compression=self._codec, producer_id=self.producer_id,
+                                     producer_epoch=st.epoch, first_sequence=batch.first_sequence)
+        batch.keys = None
+        batch.values = []
+        self._unfinished.add(batch.future)
+        batch.future.add_done_callback(self._unfinished.discard)
+        st.sealed.append(batch)
+        st.wake.set()
+
+    async def _wait_space(self, size: int) -> None:
+        """Backpressure: wait until `size` more bytes fit in the buffer (or nothing is buffered)."""
+        for st in self._parts.values():
+            if st.open is not None:
+                self._seal(st)            # what waits for linger would otherwise hold the buffer
+        while self._buffered and self._buffered + size > self.config.max_buffer_bytes:
+            self._space.clear()
+            await self._space.wait()
+
+    def _release(self, batch: _Batch) -> None:
+        self._buffered -= batch.bytes
+        batch.payload = b""
+        self._space.set()
+
+    # ------------------------------------------------------------------------------------------ send
+
+    async def _send_loop(self, partition: int, st: _PartitionState) -> None:
+        while True:
+            await st.wake.wait()
+            st.wake.clear()
+            while st.sealed:
+                request = self._take(st)
+                await self._deliver(partition, st, request)
+
+    def _take(self, st: _PartitionState) -> list[_Batch]:
+        out = [st.sealed.popleft()]
+        total = len(out[0].payload)
+        while st.sealed and total + len(st.sealed[0].payload) <= self.config.max_request_bytes:
+            nxt = st.sealed.popleft()
+            total += len(nxt.payload)
+            out.append(nxt)
+        return out
+
+    async def _deliver(self, partition: int, st: _PartitionState, batches: list[_Batch]) -> None:
+        """Send until every batch is acknowledged or has failed; retried batches go back to the front."""
+        try:
+            results = await self._produce(partition, batches)
+        except FluvialError as e:
+            results = [e] * len(batches)
+        retry: list[_Batch] = []
+        failure: FluvialError | None = None
+        for batch, res in zip(batches, results, strict=True):
+            if isinstance(res, int):
+                if not batch.future.done():
+                    batch.future.set_result(res)
+                self._release(batch)
+                continue
+            if failure is None:
+                failure = res
+            retry.append(batch)
+        if not retry:
+            return
+        assert failure is not None
+        wait = self._retry_wait(partition, retry, failure)
+        if wait is None:
+            failure = await explain(self.client, self.topic, partition, failure)
+            for batch in retry:
+                if not batch.future.done():
+                    batch.future.set_exception(failure)
+                self._release(batch)
+            self._restart_sequences(st)
+            return
+        st.sealed.extendleft(reversed(retry))
+        await asyncio.sleep(wait)
+        if failure.retry.refresh_metadata:
+            remaining = min(batch.retry.started + batch.retry.deadline_seconds for batch in retry if batch.retry) \
+                - time.monotonic()
+            with contextlib.suppress(FluvialError):      # the next attempt reports what is wrong
+                await self.client.metadata.leader(self.topic, partition, timeout=max(0.01, remaining))
+        st.wake.set()
+
+    def _restart_sequences(self, st: _PartitionState) -> None:
+        """A batch was given up: its sequences never reached the log (or nobody knows), so the batches
+        after it would be refused as a gap. Bump this partition's epoch and number what waits from 0 —
+        the SPU starts a new sequence for the new epoch, and no later batch can be mistaken for a retry."""
+        if self.producer_id == b.NO_PRODUCER_ID:
+            return
+        st.epoch = (st.epoch + 1) & 0x7FFF
+        st.next_sequence = 0
+        for batch in st.sealed:
+            batch.first_sequence = st.next_sequence
+            st.next_sequence = (st.next_sequence + batch.count) % _SEQUENCE_MODULO
+            batch.payload = restamp(batch.payload, st.epoch, batch.first_sequence)
+
+    def _retry_wait(self, partition: int, batches: list[_Batch], failure: FluvialError) -> float | None:
+        if self.config.delivery_semantic is DeliverySemantic.AT_MOST_ONCE:
+            return None
+        now = time.monotonic()
+        waits = []
+        for batch in batches:
+            if batch.retry is None:
+                batch.retry = RetryState(batch.created, self.config.delivery_timeout_seconds)
+            wait = batch.retry.next_wait(failure.code, now)
+            if wait is None:
+                return None
+            waits.append(wait)
+        if self._warnings.allow(partition, now):
+            logger.warning("produce_retrying topic=%s partition=%d error=%s", self.topic, partition, failure)
+        return max(waits)
+
+    async def _produce(self, partition: int, batches: list[_Batch]) -> list[int | FluvialError]:
+        spu_id, conn = await self.client.leader_connection(self.topic, partition,
+                                                          timeout=self.config.request_timeout_seconds)
+        data = [sp.PartitionProduceData(partition, batch.payload) for batch in batches]
+        timeout_ms = int(self.config.request_timeout_seconds * 1000)
+        request = sp.ProduceRequest(None, self.config.isolation, timeout_ms, [sp.TopicProduceData(self.topic, data)], [])
+        resp = await self.client.spu_call(spu_id, conn, request, sp.ProduceResponse,
+                                          timeout=self.config.request_timeout_seconds + 1)
+        entries = [p for t in resp.responses for p in t.partitions]
+        if len(entries) != len(batches):
+            raise ServerError(ErrorCode.OTHER, f"produce answered {len(entries)} entries for {len(batches)} batches")
+        out: list[int | FluvialError] = []
+        for e in entries:
+            if e.error_code.ok:
+                out.append(e.base_offset)
+            else:
+                out.append(_produce_error(e.error_code, self.topic, partition))
+        return out
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Seal every open batch and wait until everything sent so far is acknowledged (or failed)."""
+        for st in self._parts.values():
+            if st.open is not None:
+                self._seal(st)
+        waiters = list(self._unfinished)
+        if not waiters:
+            return
+        done = asyncio.gather(*(asyncio.shield(f) for f in waiters), return_exceptions=True)
+        try:
+            await asyncio.wait_for(done, timeout or self.config.delivery_timeout_seconds + 1)
+        except TimeoutError:
+            raise ServerError(ErrorCode.REQUEST_TIMED_OUT, "flush timed out") from None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            for st in self._parts.values():
+                if st.sender is not None:
+                    st.sender.cancel()
+                for batch in st.sealed:
+                    if not batch.future.done():
+                        batch.future.set_exception(ProducerClosed("producer closed before delivery"))
+
+    async def __aenter__(self) -> TopicProducer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _produce_error(err: Any, topic: str, partition: int) -> ServerError:
+    if err.code is ErrorCode.OTHER and err.payload:
+        message = str(err.payload[0])
+    elif err.code is ErrorCode.PARTITION_FULL:
+        message = "the partition's storage is full"
+    else:
+        message = err.code.name
+    return ServerError(err.code, message, topic=topic, partition=partition)
+
+
+async def allocate_producer_id(client: Any) -> tuple[int, int]:
+    """A fresh producer id and epoch from the SC (fluvial-only API); (-1, -1) from a server without it."""
+    from fluvial.protocol import fluvial_api as fa
+    try:
+        resp = await client.sc_call(fa.ALLOCATE_PRODUCER_ID, 0, fa.AllocateProducerIdRequest(client.client_id),
+                                    fa.AllocateProducerIdResponse, timeout=client.timeout)
+    except FluvialError as e:
+        logger.info("producer_id_unavailable error=%s (producing without idempotence)", e)
+        return b.NO_PRODUCER_ID, -1
+    if not resp.error_code.ok:
+        return b.NO_PRODUCER_ID, -1
+    return resp.producer_id, resp.producer_epoch
