@@ -277,13 +277,29 @@ class ConsumerStream:
                         await self.client.metadata.leader(self.topic, partition, timeout=self.config.timeout_seconds)
 
     async def _stream_once(self, partition: int, pos: _Position) -> None:
+        """One StreamFetch on the current leader, until the stop offset; a retriable error when the stream
+        breaks or metadata shows the leader gone (a hung SPU never answers: the SC marks it offline)."""
         cfg = self.config
-        _spu_id, conn = await self.client.leader_connection(self.topic, partition, timeout=cfg.timeout_seconds)
+        spu_id, conn = await self.client.leader_connection(self.topic, partition, timeout=cfg.timeout_seconds)
+        reading = asyncio.ensure_future(self._read_stream(partition, pos, conn))
+        watchdog = asyncio.ensure_future(self.client.metadata.leader_gone(self.topic, partition, spu_id))
+        try:
+            await asyncio.wait((reading, watchdog), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (reading, watchdog):
+                t.cancel()
+            await asyncio.gather(reading, watchdog, return_exceptions=True)
+        if reading.done() and not reading.cancelled():
+            reading.result()
+            return
+        raise ServerError(ErrorCode.SPU_OFFLINE, f"SPU {spu_id} no longer leads", topic=self.topic, partition=partition)
+
+    async def _read_stream(self, partition: int, pos: _Position, conn: ClientConnection) -> None:
+        cfg = self.config
         version = d.SPU_API_VERSION
         req = sp.StreamFetchRequest(self.topic, partition, pos.next_offset, cfg.max_bytes, cfg.isolation, b"", None,
                                     None, [], cfg.consumer_id)
-        body = encode(req, version)
-        stream = conn.stream(sp.SpuApiKey.STREAM_FETCH, version, body)
+        stream = conn.stream(sp.SpuApiKey.STREAM_FETCH, version, encode(req, version))
         try:
             async for r in stream:
                 frame = decode_from(sp.StreamFetchResponse, r, version)
@@ -291,19 +307,21 @@ class ConsumerStream:
                 if not part.error_code.ok:
                     raise_for(part.error_code, topic=self.topic, partition=partition)
                 pos.session = (conn, frame.stream_id)
-                records = self._decode(partition, pos, part.records)
+                records, next_offset = self._decode(partition, pos, part.records)
                 if part.records:
-                    self._ack(conn, frame.stream_id, pos.next_offset)
+                    self._ack(conn, frame.stream_id, next_offset)
                 if records:
                     await self._shared.queue.put(records)
+                pos.next_offset = next_offset        # only once handed over: a cancelled put loses nothing
                 if pos.stop_before is not None and pos.next_offset >= pos.stop_before:
                     return
         finally:
             await stream.aclose()
 
-    def _decode(self, partition: int, pos: _Position, data: bytes) -> list[ConsumerRecord]:
+    def _decode(self, partition: int, pos: _Position, data: bytes) -> tuple[list[ConsumerRecord], int]:
+        """The records of a frame from pos.next_offset (before pos.stop_before), and the next offset."""
         out: list[ConsumerRecord] = []
-        first = pos.next_offset
+        first = next_offset = pos.next_offset
         stop = pos.stop_before
         for one in b.split_batches(data):
             h, records = decode_batch(one, partition)
@@ -311,8 +329,8 @@ class ConsumerStream:
                 out.extend(records)
             else:
                 out.extend([r for r in records if r.offset >= first and (stop is None or r.offset < stop)])
-            pos.next_offset = max(pos.next_offset, min(h.next_offset, stop) if stop is not None else h.next_offset)
-        return out
+            next_offset = max(next_offset, min(h.next_offset, stop) if stop is not None else h.next_offset)
+        return out, next_offset
 
     def _ack(self, conn: ClientConnection, stream_id: int, next_offset: int) -> None:
         """Tell the SPU the frame arrived (it sends the next one only then) — without waiting for the answer."""

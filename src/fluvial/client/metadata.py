@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -181,7 +182,7 @@ class MetadataWatcher:
     async def wait_for(self, ready: Callable[[MetadataCache], Any], *, what: str,
                        timeout: float | None = None) -> Any:
         """Wait until `ready(cache)` is truthy (re-checked on every metadata change); return its value."""
-        limit = self.timeout if timeout is None else timeout
+        limit = self.timeout if timeout is None else timeout     # math.inf: wait as long as it takes
 
         async def check() -> Any:
             async with self._changed:
@@ -192,7 +193,7 @@ class MetadataWatcher:
                     await self._changed.wait()
 
         try:
-            return await asyncio.wait_for(check(), limit)
+            return await asyncio.wait_for(check(), None if limit == math.inf else limit)
         except TimeoutError:
             raise ServerError(ErrorCode.REQUEST_TIMED_OUT, f"timed out after {limit} s waiting for {what}") from None
 
@@ -217,6 +218,14 @@ class MetadataWatcher:
             return found
 
         return await self.wait_for(ready, what=f"an online leader of {topic}/{partition}", timeout=timeout)
+
+    async def leader_gone(self, topic: str, partition: int, spu_id: int) -> None:
+        """Return once metadata shows `spu_id` no longer leading the partition, or offline."""
+        def gone(c: MetadataCache) -> bool:
+            found = c.leader_address(topic, partition)
+            return found is None or found[1].id != spu_id
+
+        await self.wait_for(gone, what=f"a leader change of {topic}/{partition}", timeout=math.inf)
 
     async def close(self) -> None:
         self._closed = True

@@ -33,6 +33,10 @@ def test_negative_absolute_offset_is_refused() -> None:
         Offset.absolute(-1)
 
 
+def next_offset_before(_next: int, pos: _Position) -> int:
+    return pos.next_offset               # decoding alone does not move the position
+
+
 def _frame(base: int, values: list[bytes]) -> bytes:
     raw = bytearray(encode_batch(None, values, timestamp_ms=1000))
     raw[0:8] = b.encode_base_offset(base)
@@ -50,7 +54,8 @@ def test_decode_skips_before_resume_point_and_after_end(next_offset: int, stop: 
     s = ConsumerStream(None, "t", [0], ConsumerConfig())
     pos = _Position(next_offset, stop)
     data = _frame(10, [b"a", b"b", b"c"]) + _frame(13, [b"d", b"e", b"f"])
-    got = s._decode(0, pos, data)
+    got, next_offset = s._decode(0, pos, data)
     assert [r.offset for r in got] == want_offsets
-    assert pos.next_offset == want_next
+    assert next_offset == want_next
+    assert pos.next_offset == next_offset_before(next_offset, pos)
     assert all(r.timestamp == 1000 and r.partition == 0 for r in got)
