@@ -64,10 +64,11 @@ class MetadataCache:
         self.synced: set[str] = set()
         self.epoch = 0
 
-    def apply(self, label: str, update: Any) -> None:
-        """A Watch response: `all` non-empty (or the first message) replaces; `changes` patch."""
+    def apply(self, label: str, update: Any, *, full_sync: bool = False) -> None:
+        """A Watch response: the first of a stream (`full_sync`, even when empty) or one with `all`
+        replaces the view; `changes` patch it."""
         store = self.objects[label]
-        if update.all or label not in self.synced:
+        if full_sync or update.all or label not in self.synced:
             store.clear()
             for m in update.all:
                 store[m.name] = m
@@ -171,10 +172,12 @@ class MetadataWatcher:
 
     async def _watch(self, conn: ClientConnection, label: str) -> None:
         body = scp.encode_typed(label, scp.WatchRequest(0, False), d.SC_OBJECT_VERSION)
+        first = True
         async for r in conn.stream(scp.ScApiKey.WATCH, d.SC_OBJECT_VERSION, body):
             _label, update = scp.decode_typed_response(scp.ScApiKey.WATCH, r.take(r.remaining()),
                                                        d.SC_OBJECT_VERSION)
-            self.cache.apply(label, update)
+            self.cache.apply(label, update, full_sync=first)
+            first = False
             async with self._changed:
                 self._changed.notify_all()
         raise ConnectionLost("watch stream ended")
