@@ -260,3 +260,24 @@ def test_typed_errors_and_timeouts(cluster: Cluster) -> None:
     with pytest.raises(ConnectionLost):
         asyncio.run(Fluvial.connect("127.0.0.1:1", timeout=2))
     assert time.monotonic() - started < 10
+
+
+def test_backpressure_bounds_buffered_bytes(cluster: Cluster) -> None:
+    limit = 64 * 1024
+
+    async def main(client: Fluvial) -> None:
+        await create(client, "cl-backpressure")
+        config = ProducerConfig(max_buffer_bytes=limit, batch_size_bytes=8 * 1024, linger_seconds=0.05)
+        peak = 0
+        async with await client.topic_producer("cl-backpressure", config) as producer:
+            outs = []
+            for i in range(3000):
+                outs.append(await producer.send(None, f"{i:06d}".encode().ljust(1000, b"-")))
+                peak = max(peak, producer._buffered)
+            big = await producer.send_all([b"y" * 1000] * 2000)        # larger than the buffer: waits, then goes
+            await producer.flush()
+            assert [(await o).offset for o in outs] == list(range(3000))
+            assert [m.offset for m in await big] == list(range(3000, 5000))
+        assert peak <= limit + 1100                                     # one record over at most
+
+    run(cluster, main)
