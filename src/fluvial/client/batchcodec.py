@@ -107,23 +107,64 @@ def restamp(batch: bytes, producer_epoch: int, first_sequence: int) -> bytes:
 
 def decode_batch(batch: bytes | memoryview, partition: int = 0) -> tuple[b.BatchHeader, list[ConsumerRecord]]:
     """The header and the records of one whole stored batch."""
-    h = b.decode_header(batch)
-    end = b.PREAMBLE_BYTES + h.batch_len
-    if end > len(batch) or h.batch_len < b.HEADER_BYTES:
+    return decode_batch_at(batch if isinstance(batch, bytes) else bytes(batch), 0, partition)
+
+
+def decode_batch_at(data: bytes, pos: int, partition: int) -> tuple[b.BatchHeader, list[ConsumerRecord]]:
+    """The batch that starts at `data[pos]`; uncompressed records are read in place (no copy)."""
+    h = b.decode_header(data, pos)
+    end = pos + b.PREAMBLE_BYTES + h.batch_len
+    if end > len(data) or h.batch_len < b.HEADER_BYTES:
         raise ProtocolError("truncated batch")
-    at = b.HEADER_TOTAL_BYTES + (4 if h.attributes & b.ATTR_SCHEMA_ID else 0)
-    raw = decompress(h.compression, batch[at:end]) if h.compression else bytes(batch[at:end])
+    at = pos + b.HEADER_TOTAL_BYTES + (4 if h.attributes & b.ATTR_SCHEMA_ID else 0)
+    if h.compression:
+        raw = decompress(h.compression, memoryview(data)[at:end])
+        at, end = 0, len(raw)
+    else:
+        raw = data
     try:
-        return h, _records(raw, h.base_offset, h.first_timestamp, partition)
+        return h, _records(raw, at, end, h.base_offset, h.first_timestamp, partition)
     except IndexError:
         raise ProtocolError("truncated record") from None
 
 
-def _records(raw: bytes, base: int, first_ts: int, partition: int) -> list[ConsumerRecord]:
-    if len(raw) < 4:
+def frame_next_offset(data: bytes, first: int, stop: int | None) -> int:
+    """The offset after the last batch of a record set (capped at `stop`), from the headers alone."""
+    next_offset = first
+    pos, size = 0, len(data)
+    while pos + b.HEADER_TOTAL_BYTES <= size:
+        base, length = b.decode_preamble(data, pos)
+        last = b.decode_last_offset_delta(data, pos)
+        nxt = base + last + 1 if stop is None else min(base + last + 1, stop)
+        next_offset = max(next_offset, nxt)
+        pos += b.PREAMBLE_BYTES + length
+    return next_offset
+
+
+def decode_frame(data: bytes, partition: int, first: int, stop: int | None) -> tuple[list[ConsumerRecord], int]:
+    """The records of a StreamFetch record set from offset `first` (before `stop`), and the offset after
+    the last batch (capped at `stop`)."""
+    out: list[ConsumerRecord] = []
+    next_offset = first
+    pos, size = 0, len(data)
+    while pos < size:
+        h, records = decode_batch_at(data, pos, partition)
+        if h.base_offset >= first and (stop is None or h.next_offset <= stop):
+            out.extend(records)
+        else:
+            out.extend([r for r in records if r.offset >= first and (stop is None or r.offset < stop)])
+        nxt = h.next_offset if stop is None else min(h.next_offset, stop)
+        next_offset = max(next_offset, nxt)
+        pos += b.PREAMBLE_BYTES + h.batch_len
+    return out, next_offset
+
+
+def _records(raw: bytes, pos: int, end: int, base: int, first_ts: int, partition: int) -> list[ConsumerRecord]:
+    """Records of the records part `raw[pos:end]` (u32 count, then records)."""
+    if end - pos < 4:
         raise ProtocolError("records part has no count")
-    (count,) = _COUNT.unpack_from(raw, 0)
-    pos = 4
+    (count,) = _COUNT.unpack_from(raw, pos)
+    pos += 4
     out = []
     append = out.append
     slow = decode_varint
@@ -139,6 +180,10 @@ def _records(raw: bytes, base: int, first_ts: int, partition: int) -> list[Consu
             c = (c & 0x7F) | (raw[pos + 1] << 7)
             length = (c >> 1) ^ -(c & 1)
             pos += 2
+        elif raw[pos + 2] < 0x80:
+            c = (c & 0x7F) | ((raw[pos + 1] & 0x7F) << 7) | (raw[pos + 2] << 14)
+            length = (c >> 1) ^ -(c & 1)
+            pos += 3
         else:
             length, pos = slow(raw, pos)
         stop = pos + length
@@ -188,6 +233,10 @@ def _records(raw: bytes, base: int, first_ts: int, partition: int) -> list[Consu
             c = (c & 0x7F) | (raw[pos + 1] << 7)
             vl = (c >> 1) ^ -(c & 1)
             pos += 2
+        elif raw[pos + 2] < 0x80:
+            c = (c & 0x7F) | ((raw[pos + 1] & 0x7F) << 7) | (raw[pos + 2] << 14)
+            vl = (c >> 1) ^ -(c & 1)
+            pos += 3
         else:
             vl, pos = slow(raw, pos)
         value = raw[pos:pos + vl]
@@ -200,4 +249,6 @@ def _records(raw: bytes, base: int, first_ts: int, partition: int) -> list[Consu
         if pos != stop or vl < 0 or length < 0:
             raise ProtocolError("record length does not match its fields")
         append(new(cls, (partition, base + od, key, value, first_ts + ts if has_ts else -1)))
+    if pos != end:
+        raise ProtocolError(f"records part of {end} bytes ends at {pos}")
     return out

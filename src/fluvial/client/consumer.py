@@ -18,13 +18,12 @@ from typing import Any
 
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, FluvialError, ServerError, retry_rule
-from fluvial.protocol import batch as b
 from fluvial.protocol import spu as sp
 from fluvial.protocol.codec import decode_from, encode
 from fluvial.protocol.spu import Isolation
 from fluvial.transport.client import ClientConnection
 
-from .batchcodec import ConsumerRecord, decode_batch
+from .batchcodec import ConsumerRecord, decode_frame, frame_next_offset
 from .connect import raise_for
 from .retry import Backoff, WarningGate
 
@@ -307,9 +306,9 @@ class ConsumerStream:
                 if not part.error_code.ok:
                     raise_for(part.error_code, topic=self.topic, partition=partition)
                 pos.session = (conn, frame.stream_id)
+                if part.records:         # acknowledged first: the SPU reads the next frame while this one decodes
+                    self._ack(conn, frame.stream_id, frame_next_offset(part.records, pos.next_offset, pos.stop_before))
                 records, next_offset = self._decode(partition, pos, part.records)
-                if part.records:
-                    self._ack(conn, frame.stream_id, next_offset)
                 if records:
                     await self._shared.queue.put(records)
                 pos.next_offset = next_offset        # only once handed over: a cancelled put loses nothing
@@ -320,17 +319,7 @@ class ConsumerStream:
 
     def _decode(self, partition: int, pos: _Position, data: bytes) -> tuple[list[ConsumerRecord], int]:
         """The records of a frame from pos.next_offset (before pos.stop_before), and the next offset."""
-        out: list[ConsumerRecord] = []
-        first = next_offset = pos.next_offset
-        stop = pos.stop_before
-        for one in b.split_batches(data):
-            h, records = decode_batch(one, partition)
-            if h.base_offset >= first and (stop is None or h.next_offset <= stop):
-                out.extend(records)
-            else:
-                out.extend([r for r in records if r.offset >= first and (stop is None or r.offset < stop)])
-            next_offset = max(next_offset, min(h.next_offset, stop) if stop is not None else h.next_offset)
-        return out, next_offset
+        return decode_frame(data, partition, pos.next_offset, pos.stop_before)
 
     def _ack(self, conn: ClientConnection, stream_id: int, next_offset: int) -> None:
         """Tell the SPU the frame arrived (it sends the next one only then) — without waiting for the answer."""

@@ -176,6 +176,7 @@ class TopicProducer:
         self._space = asyncio.Event()                 # set whenever buffered bytes are released
         self._unfinished: set[asyncio.Future[int]] = set()
         self._warnings = WarningGate()
+        self._metadata_epoch = -1
         self._closed = False
 
     @classmethod
@@ -195,9 +196,13 @@ class TopicProducer:
         return st
 
     def _partition_count(self) -> int:
-        n = self.client.metadata.cache.partition_count(self.topic)
-        if n:
-            self.partitions = n
+        """The topic's partition count, looked up again only when metadata changed."""
+        cache = self.client.metadata.cache
+        if cache.epoch != self._metadata_epoch:
+            n = cache.partition_count(self.topic)
+            if n:
+                self.partitions = n
+            self._metadata_epoch = cache.epoch
         return self.partitions
 
     async def send(self, key: bytes | str | None, value: bytes | str) -> ProduceOutput:
@@ -209,7 +214,8 @@ class TopicProducer:
         size = len(v) + (len(k) if k is not None else 0) + d.PRODUCER_RECORD_OVERHEAD_BYTES
         if self._buffered + size > self.config.max_buffer_bytes:
             await self._wait_space(size)
-        p = self._partitioner.partition(k, self._partition_count())
+        n = self._partition_count()
+        p = self._partitioner.partition(k, n) if n > 1 else 0
         st = self._state(p)
         batch = st.open
         if batch is None:
@@ -225,6 +231,7 @@ class TopicProducer:
         self._buffered += size
         if batch.bytes >= self.config.batch_size_bytes:
             self._seal(st)
+            await asyncio.sleep(0)           # let the sender start on it while the caller keeps producing
         return ProduceOutput(batch, index)
 
     async def send_all(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None) -> BatchOutput:
@@ -242,6 +249,7 @@ class TopicProducer:
             if self._buffered + size > self.config.max_buffer_bytes:
                 await self._wait_space(min(size, self.config.max_buffer_bytes))
             parts.extend(self._add_many(p, idx, ks, vs, size))
+            await asyncio.sleep(0)           # the senders go while the caller prepares its next call
         return BatchOutput(parts)
 
     def _group(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None,
@@ -259,6 +267,8 @@ class TopicProducer:
                 idx = list(range(j, count, n))
                 out[p] = (idx, None, list(values[j::n]))
             return out
+        if n == 1:
+            return {0: (list(range(count)), list(keys), list(values))}
         grouped: dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]] = {}
         for i, (k, v) in enumerate(zip(keys, values, strict=True)):
             p = self._partitioner.partition(None, n) if k is None else partition_for_key(k, n)
@@ -278,7 +288,7 @@ class TopicProducer:
             self._seal(st)
         out = []
         per_record = max(1, size // max(1, len(vs)))
-        step = max(1, self.config.batch_size_bytes // per_record)
+        step = max(1, -(-self.config.batch_size_bytes // per_record))     # fill a batch to at least its size
         for lo in range(0, len(vs), step):
             batch = _Batch(p, self._loop)
             batch.values = vs[lo:lo + step]

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from fluvial.client.batchcodec import (
     ConsumerRecord,
     decode_batch,
+    decode_frame,
     encode_batch,
+    frame_next_offset,
     records_part,
     restamp,
     varint,
@@ -106,3 +108,31 @@ def test_restamp_changes_epoch_and_sequence_and_keeps_a_valid_crc(recs: list[tup
     assert stamped == encode_batch(ks, vs, timestamp_ms=9, producer_id=3, producer_epoch=epoch, first_sequence=seq)
     h = b.validate_batch(stamped, 1 << 30)
     assert (h.producer_id, h.producer_epoch, h.first_sequence) == (3, epoch, seq)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records, min_size=1, max_size=5), st.sampled_from([0, 0, 1, 4]), st.integers(0, 2**40), st.data())
+def test_decode_frame_reads_consecutive_batches_in_place(batches: list[list[tuple[bytes | None, bytes]]], codec: int,
+                                                         base: int, data: st.DataObject) -> None:
+    frame = bytearray()
+    want = []
+    offset = base
+    for recs in batches:
+        raw = bytearray(build_batch(recs, timestamp_ms=77, compression=codec))
+        raw[0:8] = b.encode_base_offset(offset)
+        frame += raw
+        want += [ConsumerRecord(3, r.offset, r.key, r.value, r.timestamp) for r in decode_records(bytes(raw))]
+        offset += len(recs)
+    first = data.draw(st.integers(base, offset))
+    stop = data.draw(st.none() | st.integers(first, offset))
+    got, nxt = decode_frame(bytes(frame), 3, first, stop)
+    assert got == [r for r in want if r.offset >= first and (stop is None or r.offset < stop)]
+    assert nxt == (offset if stop is None else stop)
+    assert frame_next_offset(bytes(frame), first, stop) == nxt
+
+
+def test_decode_frame_refuses_a_records_part_that_runs_into_the_next_batch() -> None:
+    one = bytearray(build_batch([(None, b"abc")], timestamp_ms=1))
+    one[b.HEADER_TOTAL_BYTES + 4] = 2 * 40           # the record claims 40 bytes: it would run into the next batch
+    with pytest.raises(ProtocolError):
+        decode_frame(bytes(one) + build_batch([(None, b"x" * 40)], timestamp_ms=1), 0, 0, None)
