@@ -5,6 +5,7 @@ away mid-produce and mid-consume (kill -9 and restart): every record delivered o
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from typing import Any
@@ -116,3 +117,45 @@ def test_leader_killed_and_restarted_mid_produce_and_mid_consume(fresh_cluster: 
     metas, consumed = asyncio.run(main())
     assert [m.offset for m in metas] == list(range(total))          # every record once, in order
     assert consumed == [f"v{i:05d}".encode() for i in range(total)]  # the live stream resumed: no gap, no duplicate
+
+
+def test_live_stream_survives_a_hung_leader(fresh_cluster: Cluster) -> None:
+    """SIGSTOP: the SPU keeps its sockets open but answers nothing. The SC marks it offline, the stream
+    ends (metadata says its leader is gone) and starts again when the SPU is back: no gap, no duplicate."""
+    cluster = fresh_cluster
+
+    async def main() -> list[bytes]:
+        client = await Fluvial.connect(f"127.0.0.1:{cluster.sc_port}")
+        try:
+            async with await client.admin() as admin:
+                await admin.create_topic("hung", TopicConfig())
+            consumer = await client.consumer("hung")
+            stream = await consumer.stream(Offset.beginning())
+            received: list[bytes] = []
+
+            async def consume() -> None:
+                async for r in stream:
+                    received.append(r.value)
+                    if len(received) == 200:
+                        return
+
+            reader = asyncio.ensure_future(consume())
+            async with await client.topic_producer("hung", ProducerConfig(linger_seconds=0.01)) as producer:
+                await producer.send_all([f"a{i}".encode() for i in range(100)])
+            while len(received) < 100:
+                await asyncio.sleep(0.05)
+            os.kill(cluster.pid("spu-5001"), signal.SIGSTOP)
+            await client.metadata.wait_for(lambda c: c.leader_address("hung", 0) is None, what="the SPU offline")
+            await asyncio.sleep(0.5)                       # the stream has ended and waits for a leader
+            os.kill(cluster.pid("spu-5001"), signal.SIGCONT)
+            async with await client.topic_producer("hung", ProducerConfig(linger_seconds=0.01)) as producer:
+                await producer.send_all([f"b{i}".encode() for i in range(100)])
+            await asyncio.wait_for(reader, 60)
+            await stream.close()
+            assert stream.resumes >= 1                    # the stream on the hung SPU was given up, not waited on
+            return received
+        finally:
+            await client.close()
+
+    received = asyncio.run(main())
+    assert received == [f"a{i}".encode() for i in range(100)] + [f"b{i}".encode() for i in range(100)]

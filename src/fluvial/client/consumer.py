@@ -170,6 +170,7 @@ class ConsumerStream:
         self._buffer: list[ConsumerRecord] = []
         self._at = 0
         self._returned: dict[int, int] = {}      # partition -> last offset handed to the caller
+        self.resumes = 0                         # streams started again after a broken one (any partition)
         self._warnings = WarningGate()
         self._last_flush = time.monotonic()
         self._closed = False
@@ -266,6 +267,7 @@ class ConsumerStream:
                 if not rule.retriable:
                     raise
                 attempt += 1
+                self.resumes += 1
                 now = time.monotonic()
                 if self._warnings.allow(partition, now):
                     logger.warning("consume_resuming topic=%s partition=%d offset=%d error=%s", self.topic,
