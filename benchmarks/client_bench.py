@@ -34,7 +34,6 @@ import collections
 import contextlib
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -47,36 +46,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import cpu_model, fs_type, git_revision, load_average, log, median
+from benchlib import (
+    RESULTS,
+    fmt_range,
+    fs_type,
+    interrupt_on_signals,
+    load_average,
+    log,
+    machine_facts,
+    machine_line,
+    median,
+    package_version,
+    print_log_problems,
+    print_markdown_table,
+    results_dir,
+    write_results,
+)
 from fluvial import defaults as d
 
-REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000                          # throughput is reported in MB/s (10^6 bytes per second)
 KIB = 1024
-DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "client.json"
+DEFAULT_RESULTS = RESULTS / "client.json"
 FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
 LOOPS = ("uvloop", "asyncio")
 BIG_CHUNK = 64 * KIB
-
-
-# ============================================================================================ machine
-
-
-def mem_total_gib() -> float:
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) * KIB / 2**30, 1)
-    return 0.0
-
-
-def package_version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 # ============================================================================================ cluster
@@ -103,11 +96,6 @@ def free_ports(taken: set[int]) -> tuple[int, int]:
             taken |= ports
             return sc, base
     raise RuntimeError("no free ports found")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Cluster:
@@ -558,13 +546,9 @@ def summarize_profile(raw: Path, top: int) -> dict[str, object]:
 # ============================================================================================= report
 
 
-def fmt_range(xs: list[float], digits: int = 2) -> str:
-    return f"{min(xs):.{digits}f}–{max(xs):.{digits}f}" if xs else ""
-
-
 def print_table(machine: dict[str, object], cases: list[Case], loops: list[str]) -> None:
     print()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    print(machine_line(machine))
     print()
     head = ["benchmark", "records/s", "MB/s (median)", "MB/s range", "÷ loopback", "÷ loopback range",
             "client CPU", "client µs/record", "SPU CPU", "SPU µs/record", "SPU runq wait"]
@@ -593,12 +577,7 @@ def print_table(machine: dict[str, object], cases: list[Case], loops: list[str])
                              f"{median(case.records_s(side)):,.0f}", f"{median(mb):,.1f}", fmt_range(mb, 1),
                              f"{median(pr):.2f}", fmt_range(pr), f"{cpu:.0%}", f"{client_us:.1f}", f"{spu:.0%}", f"{spu_us:.1f}",
                              f"{wait:.0%}"])
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
-    print(line.format(*head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line.format(*r))
+    print_markdown_table(head, rows)
     if set(LOOPS) <= set(loops):
         print()
         print("| uvloop ÷ asyncio (same rep) | throughput | range | SPU CPU per record | range |")
@@ -675,29 +654,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    parent = args.dir or str(REPO / "benchmarks" / "results")
-    os.makedirs(parent, exist_ok=True)
-    kind = fs_type(parent)
-    if kind in ("tmpfs", "ramfs") and not args.allow_tmpfs:
-        log(f"{parent} is on {kind}: pass --dir on a real disk, or --allow-tmpfs")
+    parent = results_dir(args.dir, args.allow_tmpfs)
+    if parent is None:
         return 2
-    signal.signal(signal.SIGINT, signal.default_int_handler)   # even if started with SIGINT ignored
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)     # clean up the clusters as on Ctrl-C
+    interrupt_on_signals()                      # clean up the clusters as on Ctrl-C
     work = Path(tempfile.mkdtemp(prefix="fluvial-clientbench-", dir=parent))
-    machine: dict[str, object] = {
-        "cores": os.cpu_count(), "cpu": cpu_model(), "memory_gib": mem_total_gib(),
-        "python": platform.python_version(), "kernel": platform.release(), "data_dir": str(work),
-        "fs_type": kind, "fluvio_client": package_version("fluvio"), "uvloop": package_version("uvloop"),
-        "fluvial_rev": git_revision(), "loadavg_start": load_average(),
-    }
-    log("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    machine = machine_facts(str(work), fs_type(parent), fluvio_client=package_version("fluvio"),
+                            uvloop=package_version("uvloop"))
+    log(machine_line(machine))
     cases = [Case(100, args.small_records, args.key_bytes), Case(10 * KIB, args.large_records, args.key_bytes)]
     taken: set[int] = set()
     clusters = {loop: Cluster(work, loop, taken) for loop in args.loops}
@@ -736,13 +702,8 @@ def main(argv: list[str] | None = None) -> int:
     if error is None:
         print_table(machine, cases, args.loops)
         print_profile(profiles)
-    if problems:
-        print(f"\n{len(problems)} warning/error lines in the server logs:")
-        for line in problems[:20]:
-            print("  " + line)
+    print_log_problems(problems)
     print(f"total time {elapsed:.0f} s")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": machine,
         "settings": {"reps": args.reps, "quick": args.quick, "key_bytes": args.key_bytes, "loops": args.loops,
@@ -753,8 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": [c.to_json() for c in cases],
         "profiles": profiles,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"results written to {out}")
+    write_results(args.json, payload)
     return 0 if error is None else 1
 
 

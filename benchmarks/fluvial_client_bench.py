@@ -38,35 +38,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import platform
 import pstats
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import cpu_model, fs_type, git_revision, load_average, log, median
-from client_bench import (
-    CONSUME,
-    PRELUDE,
-    PRODUCE,
-    BenchError,
-    Cluster,
-    mem_total_gib,
+from benchlib import (
+    RESULTS,
+    fmt_range,
+    fs_type,
+    interrupt_on_signals,
+    load_average,
+    log,
+    machine_facts,
+    machine_line,
+    median,
     package_version,
-    run_script,
+    print_log_problems,
+    print_markdown_table,
+    results_dir,
+    write_results,
 )
+from client_bench import CONSUME, PRELUDE, PRODUCE, BenchError, Cluster, run_script
 
-REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 MB = 1_000_000
 KIB = 1024
-DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "fluvial_client.json"
+DEFAULT_RESULTS = RESULTS / "fluvial_client.json"
 
 PRODUCE_SIDES = ("official/send", "official/send_all", "fluvial/send", "fluvial/send_all")
 CONSUME_SIDES = ("official", "fluvial/iter", "fluvial/batch")
@@ -412,13 +413,9 @@ def profile_fluvial(args: argparse.Namespace, c: Cluster, case: Case, out_dir: P
 # ============================================================================================= report
 
 
-def fmt_range(xs: list[float], digits: int = 2) -> str:
-    return f"{min(xs):.{digits}f}–{max(xs):.{digits}f}" if xs else ""
-
-
 def print_tables(machine: dict[str, Any], cases: list[Case]) -> None:
     print()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    print(machine_line(machine))
     print()
     head = ["side", "records/s (median)", "records/s range", "MB/s", "client CPU", "client µs/rec", "SPU CPU",
             "SPU µs/rec"]
@@ -437,7 +434,7 @@ def print_tables(machine: dict[str, Any], cases: list[Case]) -> None:
             rows.append([f"{side}, {case.records:,} × {case.label}", f"{median(rs):,.0f}",
                          f"{min(rs):,.0f}–{max(rs):,.0f}", f"{median(case.mb_s(side)):,.1f}", f"{cpu:.0%}",
                          f"{cus:.1f}", spu, sus])
-    _table(head, rows)
+    print_markdown_table(head, rows)
     print()
     head = ["ratio (same rep, records/s)", "case", "median", "range", "target", "met"]
     rows = []
@@ -447,19 +444,10 @@ def print_tables(machine: dict[str, Any], cases: list[Case]) -> None:
             if target:
                 met = "yes" if median(xs) >= float(target.split()[-1]) else "NO"
             rows.append([name, case.label, f"{median(xs):.2f}", fmt_range(xs), target, met])
-    _table(head, rows)
+    print_markdown_table(head, rows)
     print()
     print("MB/s = 10^6 payload bytes (key + value; NATS: value) per second. CPU: CPU seconds ÷ wall seconds of "
           "the timed window\n(client: the whole client process; SPU/nats-server: all threads, /proc, 10 ms ticks).")
-
-
-def _table(head: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
-    print(line.format(*head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line.format(*r))
 
 
 def print_profiles(profiles: list[dict[str, Any]], top: int) -> None:
@@ -508,28 +496,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    parent = args.dir or str(REPO / "benchmarks" / "results")
-    os.makedirs(parent, exist_ok=True)
-    kind = fs_type(parent)
-    if kind in ("tmpfs", "ramfs") and not args.allow_tmpfs:
-        log(f"{parent} is on {kind}: pass --dir on a real disk, or --allow-tmpfs")
+    parent = results_dir(args.dir, args.allow_tmpfs)
+    if parent is None:
         return 2
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+    interrupt_on_signals()
     work = Path(tempfile.mkdtemp(prefix="fluvial-fcbench-", dir=parent))
-    machine: dict[str, Any] = {
-        "cores": os.cpu_count(), "cpu": cpu_model(), "memory_gib": mem_total_gib(),
-        "python": platform.python_version(), "kernel": platform.release(), "data_dir": str(work), "fs_type": kind,
-        "fluvio_client": package_version("fluvio"), "uvloop": package_version("uvloop"),
-        "nats_py": package_version("nats-py"), "fluvial_rev": git_revision(), "loadavg_start": load_average(),
-    }
+    machine = machine_facts(str(work), fs_type(parent), fluvio_client=package_version("fluvio"),
+                            uvloop=package_version("uvloop"), nats_py=package_version("nats-py"))
     cases = [Case(100, args.small_records, args.key_bytes), Case(10 * KIB, args.large_records, args.key_bytes)]
     cluster = Cluster(work, "uvloop", set())
     profiles: list[dict[str, Any]] = []
@@ -548,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 machine["nats_server"] = nats.version
             cluster.start()
             machine["spu_loop"] = cluster.loop_in_use()
-            log("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+            log(machine_line(machine))
             log(f"cluster: SC 127.0.0.1:{cluster.sc_port}, SPU pid {cluster.spu_pid}; {args.reps} reps; "
                 + ", ".join(f"{c.records:,} × {c.label}" for c in cases) + f" (+ {args.key_bytes} B keys)")
             small = [Case(c.value_bytes, max(1, c.records // 10), c.key_bytes) for c in cases]
@@ -559,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                     one_rep(args, cluster, nats, case, rep)
             if args.profile:
                 for case in cases:
-                    profiles += profile_fluvial(args, cluster, case, REPO / "benchmarks" / "results" / "profiles")
+                    profiles += profile_fluvial(args, cluster, case, RESULTS / "profiles")
         except (BenchError, KeyboardInterrupt, RuntimeError, OSError) as e:
             error = e
             log(f"stopped: {type(e).__name__}: {e}")
@@ -571,13 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     if error is None:
         print_tables(machine, cases)
         print_profiles(profiles, args.profile_top)
-    if problems:
-        print(f"\n{len(problems)} warning/error lines in the server logs:")
-        for line in problems[:20]:
-            print("  " + line)
+    print_log_problems(problems)
     print(f"total time {elapsed:.0f} s")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": machine,
         "settings": {"reps": args.reps, "quick": args.quick, "key_bytes": args.key_bytes,
@@ -589,8 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": [c.to_json() for c in cases],
         "profiles": profiles,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"results written to {out}")
+    write_results(args.json, payload)
     return 0 if error is None else 1
 
 

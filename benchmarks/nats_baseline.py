@@ -49,7 +49,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,9 +56,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import cpu_model, fs_type, git_revision, load_average, log, median
+from benchlib import (
+    RESULTS,
+    cpu_model,
+    fs_type,
+    git_revision,
+    interrupt_on_signals,
+    load_average,
+    log,
+    machine_line,
+    median,
+    package_version,
+    print_markdown_table,
+    proc_cpu_seconds,
+    results_dir,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000                          # MB/s = 10^6 payload bytes per second
 DEFAULT_WINDOWS = (256, 1024, 4096)
 STORAGES = ("file", "memory")
@@ -85,15 +97,6 @@ def nats_server_version(binary: str | None = None) -> str:
     return m.group(1) if m else (out.stdout + out.stderr).strip()
 
 
-def nats_py_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("nats-py")
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 # ============================================================================================= server
 
 
@@ -103,7 +106,7 @@ class NatsServer:
     SIGKILL after 10 s) and the temp dir removed on exit, whatever happened."""
 
     def __init__(self, parent: str | Path | None = None, keep: bool = False, loop: str = "uvloop") -> None:
-        self.parent = Path(parent) if parent else REPO / "benchmarks" / "results"
+        self.parent = Path(parent) if parent else RESULTS
         self.keep = keep
         self.loop = loop
         self.root: Path | None = None
@@ -196,14 +199,6 @@ class NatsServer:
         return self._run(_core_run, records, size)
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # ============================================================================================= client
 
 
@@ -283,10 +278,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "runs": [round(x) for x in rs]}
 
 
-def machine_facts(parent: Path, server_version: str) -> dict[str, Any]:
+def store_machine_facts(parent: Path, server_version: str) -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
             "kernel": platform.release(), "store_fs": fs_type(str(parent)), "nats_server": server_version,
-            "nats_py": nats_py_version(), "fluvial_rev": git_revision(), "loadavg_start": load_average()}
+            "nats_py": package_version("nats-py"), "fluvial_rev": git_revision(), "loadavg_start": load_average()}
 
 
 def measure_jetstream(records: int = 50_000, size: int = 100, *, reps: int = 5,
@@ -306,7 +301,7 @@ def measure_jetstream(records: int = 50_000, size: int = 100, *, reps: int = 5,
     try:
         if own:
             srv.start()
-        machine = machine_facts(srv.parent, srv.version)
+        machine = store_machine_facts(srv.parent, srv.version)
         log(f"nats-server {srv.version} at {srv.url}, store {srv.store_dir} ({machine['store_fs']}), "
             f"client nats-py {machine['nats_py']} on {srv.loop}")
         if warmup:                              # untimed: first connection, imports, the store's files
@@ -340,7 +335,7 @@ def measure_jetstream(records: int = 50_000, size: int = 100, *, reps: int = 5,
     out: dict[str, Any] = {
         "benchmark": "nats-jetstream-acked-publish",
         "config": {"records": records, "size": size, "reps": reps, "windows": list(windows),
-                   "storages": storages, "loop": srv.loop, "client": f"nats-py {nats_py_version()}",
+                   "storages": storages, "loop": srv.loop, "client": f"nats-py {package_version('nats-py')}",
                    "publish": "JetStreamContext.publish_async, window = publish_async_max_pending, "
                               "one connection, all acks awaited and checked",
                    "server": f"nats-server {srv.version} -js, 127.0.0.1, store on {machine['store_fs']}"},
@@ -363,7 +358,7 @@ def measure_jetstream(records: int = 50_000, size: int = 100, *, reps: int = 5,
 def print_table(res: dict[str, Any]) -> None:
     cfg = res["config"]
     print()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in res["machine"].items()))
+    print(machine_line(res["machine"]))
     print(f"config: {cfg['records']:,} records × {cfg['size']} B, {cfg['reps']} reps, client {cfg['client']} "
           f"on {cfg['loop']}, {cfg['server']}")
     print()
@@ -381,22 +376,13 @@ def print_table(res: dict[str, Any]) -> None:
         rows.append(["core (no acks, no store)", "", f"{s['records_s']:,.0f}",
                      f"{s['records_s_min']:,.0f}–{s['records_s_max']:,.0f}", f"{s['mb_s']:,.1f}",
                      f"{s['client_cpu_per_s']:.0%}", f"{s['server_cpu_per_s']:.0%}"])
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
-    print(line.format(*head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line.format(*r))
+    print_markdown_table(head, rows)
     print()
     print("MB/s = 10^6 payload bytes per second. CPU = CPU seconds ÷ wall seconds of the timed window "
           "(client: this process; server: nats-server, all threads).")
 
 
 # =============================================================================================== main
-
-
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -422,15 +408,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    parent = Path(args.dir) if args.dir else REPO / "benchmarks" / "results"
-    parent.mkdir(parents=True, exist_ok=True)
-    kind = fs_type(str(parent))
-    if kind in ("tmpfs", "ramfs") and not args.allow_tmpfs:
-        log(f"{parent} is on {kind}: pass --dir on a real disk, or --allow-tmpfs")
+    parent = results_dir(args.dir, args.allow_tmpfs)
+    if parent is None:
         return 2
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)     # stop the server and remove its store as on Ctrl-C
+    interrupt_on_signals()                      # stop the server and remove its store as on Ctrl-C
     t0 = time.perf_counter()
     try:
         with NatsServer(parent, keep=args.keep, loop=args.loop) as srv:

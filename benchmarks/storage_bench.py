@@ -28,29 +28,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from benchlib import cpu_model, fs_type, git_revision, load_average, log, median
+from benchlib import (
+    RESULTS,
+    fs_type,
+    load_average,
+    log,
+    machine_facts,
+    machine_line,
+    median,
+    print_markdown_table,
+    results_dir,
+    write_results,
+)
 from fluvial import defaults as d
 from fluvial.protocol import batch as b
 from fluvial.protocol.records import build_batch
 from fluvial.storage import FlushKind, FlushPolicy, Replica, ReplicaConfig, SpaceGuard
 
-REPO = Path(__file__).resolve().parent.parent
 KIB, MIB, GIB = d.KIB, d.MIB, d.GIB
 MB = 1_000_000                       # throughput is reported in MB/s (10^6 bytes per second)
 RECORD_BYTES = 1 * KIB
 READ_CHUNK_BYTES = 1 * MIB
-DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "storage.json"
+DEFAULT_RESULTS = RESULTS / "storage.json"
 
 
 # ============================================================================================ helpers
@@ -62,14 +69,6 @@ def make_batch(batch_bytes: int, seed: bytes) -> bytes:
     span = len(seed) - RECORD_BYTES
     records = [(None, seed[o:o + RECORD_BYTES]) for o in ((i * RECORD_BYTES) % span for i in range(count))]
     return build_batch(records, timestamp_ms=int(time.time() * 1000))
-
-
-def mem_total_bytes() -> int:
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * KIB
-    return 0
 
 
 def free_bytes(path: str) -> int:
@@ -541,7 +540,7 @@ def fmt(x: float, unit: str) -> str:
 
 def print_table(machine: dict[str, object], results: list[Comparison]) -> None:
     print()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    print(machine_line(machine))
     print()
     head = ("benchmark", "fluvial (median)", "baseline (median)", "ratio", "ratio range", "target")
     rows = []
@@ -550,12 +549,7 @@ def print_table(machine: dict[str, object], results: list[Comparison]) -> None:
         kind = " (time)" if c.unit == "s" else ""
         rows.append((c.description, fmt(c.fluvial, c.unit), fmt(c.base, c.unit), f"{c.ratio:.2f}{kind}",
                      f"{min(pr):.2f}–{max(pr):.2f}" if pr else "", c.target))
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    line = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
-    print(line.format(*head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line.format(*r))
+    print_markdown_table(head, rows)
     print()
     print("ratio = median over the reps of fluvial / baseline measured in the same rep: of throughput for "
           "MB/s rows (higher is better),\nof time for (time) rows (lower is better); ratio range = min–max "
@@ -612,11 +606,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    parent = args.dir or str(REPO / "benchmarks" / "results")
-    os.makedirs(parent, exist_ok=True)
-    kind = fs_type(parent)
-    if kind in ("tmpfs", "ramfs") and not args.allow_tmpfs:
-        log(f"{parent} is on {kind}: pass --dir on a real disk, or --allow-tmpfs")
+    parent = results_dir(args.dir, args.allow_tmpfs)
+    if parent is None:
         return 2
     args.work = tempfile.mkdtemp(prefix="fluvial-bench-", dir=parent)
     args.seed = os.urandom(2 * MIB)
@@ -628,19 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     read_volume = min(int((args.read_gib or (0.5 if q else 2)) * GIB), free // 8)
     reopen_default = 2 * GIB if q else min(10 * GIB, free // 4)
     reopen_volume = min(int(args.reopen_gib * GIB) if args.reopen_gib else reopen_default, int(free * 0.8))
-    machine = {
-        "cores": os.cpu_count(),
-        "cpu": cpu_model(),
-        "memory_gib": round(mem_total_bytes() / GIB, 1),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "data_dir": args.work,
-        "fs_type": kind,
-        "free_disk_gib": round(free / GIB, 1),
-        "fluvial_rev": git_revision(),
-        "loadavg_start": load_average(),
-    }
-    log("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
+    machine = machine_facts(args.work, fs_type(parent), free_disk_gib=round(free / GIB, 1))
+    log(machine_line(machine))
     only = set(args.only or ["append", "fsync", "read", "reopen"])
     results: list[Comparison] = []
     started = time.perf_counter()
@@ -663,8 +643,6 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_end"] = load_average()
     print_table(machine, results)
     print(f"total time {elapsed:.0f} s")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": machine,
         "settings": {"reps": args.reps, "cold_reps": args.cold_reps, "quick": args.quick,
@@ -675,8 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         "results": [c.to_json() for c in results],
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"results written to {out}")
+    write_results(args.json, payload)
     return 0
 
 
