@@ -128,34 +128,61 @@ def decode_batch_at(data: bytes, pos: int, partition: int) -> tuple[b.BatchHeade
         raise ProtocolError("truncated record") from None
 
 
+_NEXT_OFFSET = struct.Struct(">qi11xi")     # base_offset, batch_len, (skipped), last_offset_delta
+
+
 def frame_next_offset(data: bytes, first: int, stop: int | None) -> int:
     """The offset after the last batch of a record set (capped at `stop`), from the headers alone."""
     next_offset = first
     pos, size = 0, len(data)
+    unpack = _NEXT_OFFSET.unpack_from
     while pos + b.HEADER_TOTAL_BYTES <= size:
-        base, length = b.decode_preamble(data, pos)
-        last = b.decode_last_offset_delta(data, pos)
-        nxt = base + last + 1 if stop is None else min(base + last + 1, stop)
-        next_offset = max(next_offset, nxt)
+        base, length, last = unpack(data, pos)
+        if base + last + 1 > next_offset:
+            next_offset = base + last + 1
         pos += b.PREAMBLE_BYTES + length
-    return next_offset
+    return next_offset if stop is None else min(next_offset, max(stop, first))
+
+
+# base_offset, batch_len, (leader_epoch, magic, crc skipped), attributes, last_offset_delta, first_timestamp
+_FRAME_BATCH = struct.Struct(">qi9xhiq")
 
 
 def decode_frame(data: bytes, partition: int, first: int, stop: int | None) -> tuple[list[ConsumerRecord], int]:
     """The records of a StreamFetch record set from offset `first` (before `stop`), and the offset after
-    the last batch (capped at `stop`)."""
+    the last batch (capped at `stop`). Reads the batch headers inline: with one record per batch (large
+    records) the per-batch cost is what counts."""
     out: list[ConsumerRecord] = []
+    extend = out.extend
     next_offset = first
     pos, size = 0, len(data)
-    while pos < size:
-        h, records = decode_batch_at(data, pos, partition)
-        if h.base_offset >= first and (stop is None or h.next_offset <= stop):
-            out.extend(records)
-        else:
-            out.extend([r for r in records if r.offset >= first and (stop is None or r.offset < stop)])
-        nxt = h.next_offset if stop is None else min(h.next_offset, stop)
-        next_offset = max(next_offset, nxt)
-        pos += b.PREAMBLE_BYTES + h.batch_len
+    unpack = _FRAME_BATCH.unpack_from
+    try:
+        while pos < size:
+            if size - pos < b.HEADER_TOTAL_BYTES:
+                raise ProtocolError(f"record batch header needs {b.HEADER_TOTAL_BYTES} bytes, {size - pos} remain")
+            base, length, attributes, last_delta, first_ts = unpack(data, pos)
+            end = pos + b.PREAMBLE_BYTES + length
+            if end > size or length < b.HEADER_BYTES:
+                raise ProtocolError("truncated batch")
+            at = pos + b.HEADER_TOTAL_BYTES + (4 if attributes & b.ATTR_SCHEMA_ID else 0)
+            codec = attributes & b.ATTR_COMPRESSION_MASK
+            if codec:
+                raw = decompress(codec, memoryview(data)[at:end])
+                records = _records(raw, 0, len(raw), base, first_ts, partition)
+            else:
+                records = _records(data, at, end, base, first_ts, partition)
+            after = base + last_delta + 1
+            if base >= first and (stop is None or after <= stop):
+                extend(records)
+            else:
+                extend([r for r in records if r.offset >= first and (stop is None or r.offset < stop)])
+            after = after if stop is None else min(after, stop)
+            if after > next_offset:
+                next_offset = after
+            pos = end
+    except IndexError:
+        raise ProtocolError("truncated record") from None
     return out, next_offset
 
 

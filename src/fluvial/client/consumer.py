@@ -324,16 +324,11 @@ class ConsumerStream:
         return decode_frame(data, partition, pos.next_offset, pos.stop_before)
 
     def _ack(self, conn: ClientConnection, stream_id: int, next_offset: int) -> None:
-        """Tell the SPU the frame arrived (it sends the next one only then) — without waiting for the answer."""
+        """Tell the SPU the frame arrived (it sends the next one only then), right now: the SPU reads the
+        next frame while this one is decoded. A lost connection shows up on the stream itself."""
         req = sp.UpdateOffsetsRequest([sp.OffsetUpdate(next_offset, stream_id)])
-
-        async def send() -> None:
-            with contextlib.suppress(FluvialError):
-                await conn.request(sp.SpuApiKey.UPDATE_OFFSETS, 0, encode(req, 0), timeout=self.config.timeout_seconds)
-
-        task = asyncio.ensure_future(send())
-        self._shared.tasks.append(task)
-        task.add_done_callback(self._shared.tasks.remove)
+        with contextlib.suppress(FluvialError):
+            conn.send_now(sp.SpuApiKey.UPDATE_OFFSETS, 0, encode(req, 0))
 
     # ---------------------------------------------------------------------------- consumer offsets
 
