@@ -10,10 +10,13 @@ import signal
 import time
 from typing import Any
 
+import pytest
+
 from fluvial.client.admin import TopicConfig
 from fluvial.client.connect import Fluvial, SpuPool
 from fluvial.client.consumer import ConsumerConfig, Offset
 from fluvial.client.producer import ProducerConfig
+from fluvial.errors import FluvialError
 from fluvial.transport.client import ClientConnection
 
 from .cluster import Cluster
@@ -159,3 +162,25 @@ def test_live_stream_survives_a_hung_leader(fresh_cluster: Cluster) -> None:
 
     received = asyncio.run(main())
     assert received == [f"a{i}".encode() for i in range(100)] + [f"b{i}".encode() for i in range(100)]
+
+
+def test_closing_a_producer_that_cannot_deliver_fails_its_records_instead_of_hanging(fresh_cluster: Cluster) -> None:
+    cluster = fresh_cluster
+
+    async def main() -> None:
+        client = await Fluvial.connect(f"127.0.0.1:{cluster.sc_port}")
+        try:
+            async with await client.admin() as admin:
+                await admin.create_topic("no-leader", TopicConfig())
+            producer = await client.topic_producer("no-leader", ProducerConfig(linger_seconds=0.01))
+            await asyncio.to_thread(cluster.kill, "spu-5001")
+            out = await producer.send(None, "lost")
+            with pytest.raises(FluvialError):
+                await producer.flush(timeout=1)            # nobody can take it: the flush times out
+            await producer.close(timeout=1)                # gives up after its bound, without raising
+            with pytest.raises(FluvialError):
+                await asyncio.wait_for(out.wait(), 5)      # the record's handle says so instead of hanging
+        finally:
+            await client.close()
+
+    asyncio.run(main())

@@ -458,19 +458,25 @@ class TopicProducer:
         except TimeoutError:
             raise ServerError(ErrorCode.REQUEST_TIMED_OUT, "flush timed out") from None
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """Deliver what is queued (waiting at most `timeout`, default the delivery timeout), then stop;
+        records still undelivered then fail with `ProducerClosed` — their handles never hang."""
         if self._closed:
             return
         try:
-            await self.flush()
+            await self.flush(timeout)
+        except FluvialError as e:
+            logger.warning("producer_closed_undelivered topic=%s records=%d error=%s", self.topic,
+                           len(self._unfinished), e)
         finally:
             self._closed = True
-            for st in self._parts.values():
-                if st.sender is not None:
-                    st.sender.cancel()
-                for batch in st.sealed:
-                    if not batch.future.done():
-                        batch.future.set_exception(ProducerClosed("producer closed before delivery"))
+            senders = [st.sender for st in self._parts.values() if st.sender is not None]
+            for task in senders:
+                task.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
+            for fut in list(self._unfinished):          # queued or in flight: nobody waits forever
+                if not fut.done():
+                    fut.set_exception(ProducerClosed("producer closed before delivery"))
 
     async def __aenter__(self) -> TopicProducer:
         return self
