@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from fluvial.client.batchcodec import ConsumerRecord
 
-OUTPUT_TYPES = ("dynamic", "text", "binary", "json", "raw")
+OUTPUT_TYPES = ("dynamic", "text", "binary", "json", "raw", "table")
 _TEMPLATE_VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 TEMPLATE_VARS = ("key", "value", "offset", "partition", "time")
 
@@ -76,6 +76,31 @@ def compile_template(template: str) -> Callable[[ConsumerRecord], str]:
     return render
 
 
+def table_formatter() -> Callable[[ConsumerRecord], str | None]:
+    """`-O table`: JSON-object records as rows under one header of their top-level keys (fluvio's basic
+    table, without borders); other records are reported and skipped."""
+    header: list[str] | None = None
+
+    def cell(v: object) -> str:
+        return v if isinstance(v, str) else json.dumps(v)
+
+    def render(r: ConsumerRecord) -> str | None:
+        nonlocal header
+        try:
+            doc = json.loads(r.value)
+        except (ValueError, UnicodeDecodeError) as e:
+            return f"error parsing record as json: {e}"
+        if not isinstance(doc, dict):
+            return "error: Unable to parse json as object map"
+        row = "  ".join(cell(v) for v in doc.values())
+        if header is None:
+            header = list(doc)
+            return "  ".join(header) + "\n" + row
+        return row
+
+    return render
+
+
 def formatter(output: str = "dynamic", template: str | None = None, key_value: bool = False,
               suppress_unknown: bool = False) -> Callable[[ConsumerRecord], str | None]:
     """The function that turns a record into the line(s) to print (None: skip it)."""
@@ -83,6 +108,8 @@ def formatter(output: str = "dynamic", template: str | None = None, key_value: b
         return compile_template(template)
     if output not in OUTPUT_TYPES:
         raise ValueError(f"unknown output type {output!r}: use {', '.join(OUTPUT_TYPES)}")
+    if output == "table":
+        return table_formatter()
 
     def render(r: ConsumerRecord) -> str | None:
         value = format_value(r.value, output, suppress_unknown)

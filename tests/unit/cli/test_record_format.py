@@ -49,7 +49,14 @@ def test_binary_records_are_hex_dumped_and_bad_json_reported_or_suppressed() -> 
     assert format_value(b"not json", "json", suppress_unknown=True) is None
     assert formatter("dynamic", None, key_value=True)(REC) == "[k1] hello"
     with pytest.raises(ValueError):
-        formatter("table")
+        formatter("full_table")
+
+
+def test_table_output_prints_the_header_once() -> None:
+    render = formatter("table")
+    rows = [render(REC._replace(value=v)) for v in (b'{"a": 1, "b": "x"}', b'{"a": 2, "b": "y"}', b"[1]", b"nope")]
+    assert rows[0] == "a  b\n1  x" and rows[1] == "2  y"
+    assert rows[2] == "error: Unable to parse json as object map" and rows[3].startswith("error parsing record as json")
 
 
 def test_no_timestamp_prints_na() -> None:
