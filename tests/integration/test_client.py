@@ -281,3 +281,28 @@ def test_backpressure_bounds_buffered_bytes(cluster: Cluster) -> None:
         assert peak <= limit + 1100                                     # one record over at most
 
     run(cluster, main)
+
+
+def test_a_given_up_batch_restarts_sequences_and_a_used_up_epoch_takes_a_new_producer_id(cluster: Cluster) -> None:
+    async def main(client: Fluvial) -> None:
+        await create(client, "cl-epochs")
+        config = ProducerConfig(batch_size_bytes=64 * 1024 * 1024, linger_seconds=0.01)
+        async with await client.topic_producer("cl-epochs", config) as producer:
+            await (await producer.send(None, b"first"))
+            first_id = producer.producer_id
+            too_big = await producer.send(None, b"x" * (40 * 1024 * 1024))
+            with pytest.raises(FluvialError):
+                await too_big                                  # fatal: given up, epoch 0 -> 1
+            assert producer._parts[0].epoch == 1 and producer.producer_id == first_id
+            assert (await (await producer.send(None, b"second"))).offset == 1
+            producer._parts[0].epoch = (1 << 15) - 1            # as if 32,766 batches had been given up
+            too_big = await producer.send(None, b"y" * (40 * 1024 * 1024))
+            with pytest.raises(FluvialError):
+                await too_big
+            assert producer.producer_id != first_id            # the epoch is used up: a new id
+            outs = [await producer.send(None, f"after-{i}") for i in range(10)]
+            assert [(await o).offset for o in outs] == list(range(2, 12))
+        assert [r.value for r in await read_all(client, "cl-epochs")] == \
+            [b"first", b"second"] + [f"after-{i}".encode() for i in range(10)]
+
+    run(cluster, main)

@@ -97,9 +97,16 @@ _EPOCH_SEQUENCE = struct.Struct(">hi")
 _EPOCH_AT = 51                            # producer_epoch (i16) then first_sequence (i32), inside the CRC
 
 
-def restamp(batch: bytes, producer_epoch: int, first_sequence: int) -> bytes:
-    """The same batch with another producer epoch and first sequence (and the CRC that goes with them)."""
+_PRODUCER_ID = struct.Struct(">q")
+_PRODUCER_ID_AT = 43
+
+
+def restamp(batch: bytes, producer_epoch: int, first_sequence: int, producer_id: int | None = None) -> bytes:
+    """The same batch with another producer epoch and first sequence (and producer id, when given), and
+    the CRC that goes with them."""
     buf = bytearray(batch)
+    if producer_id is not None:
+        _PRODUCER_ID.pack_into(buf, _PRODUCER_ID_AT, producer_id)
     _EPOCH_SEQUENCE.pack_into(buf, _EPOCH_AT, producer_epoch, first_sequence)
     struct.pack_into(">I", buf, _CRC_AT, b.batch_crc(buf))
     return bytes(buf)

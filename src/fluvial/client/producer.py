@@ -35,6 +35,7 @@ from .retry import RetryState, WarningGate
 logger = logging.getLogger(__name__)
 
 _SEQUENCE_MODULO = 1 << 31
+_EPOCH_MAX = (1 << 15) - 1              # producer epochs are i16
 
 
 class DeliverySemantic(enum.Enum):
@@ -379,11 +380,11 @@ class TopicProducer:
         wait = self._retry_wait(partition, retry, failure)
         if wait is None:
             failure = await explain(self.client, self.topic, partition, failure)
+            await self._restart_sequences(st)          # before anyone hears of the failure and sends more
             for batch in retry:
                 if not batch.future.done():
                     batch.future.set_exception(failure)
                 self._release(batch)
-            self._restart_sequences(st)
             return
         st.sealed.extendleft(reversed(retry))
         await asyncio.sleep(wait)
@@ -394,18 +395,26 @@ class TopicProducer:
                 await self.client.metadata.leader(self.topic, partition, timeout=max(0.01, remaining))
         st.wake.set()
 
-    def _restart_sequences(self, st: _PartitionState) -> None:
+    async def _restart_sequences(self, st: _PartitionState) -> None:
         """A batch was given up: its sequences never reached the log (or nobody knows), so the batches
         after it would be refused as a gap. Bump this partition's epoch and number what waits from 0 —
-        the SPU starts a new sequence for the new epoch, and no later batch can be mistaken for a retry."""
+        the SPU starts a new sequence for the new epoch, and no later batch can be mistaken for a retry.
+        When the epoch (i16) is used up, take a new producer id instead (any epoch is new for it)."""
         if self.producer_id == b.NO_PRODUCER_ID:
             return
-        st.epoch = (st.epoch + 1) & 0x7FFF
+        if st.epoch >= _EPOCH_MAX:
+            pid, epoch = await allocate_producer_id(self.client)
+            if pid != b.NO_PRODUCER_ID:
+                self.producer_id, st.epoch = pid, epoch
+            else:
+                st.epoch = 0
+        else:
+            st.epoch += 1
         st.next_sequence = 0
         for batch in st.sealed:
             batch.first_sequence = st.next_sequence
             st.next_sequence = (st.next_sequence + batch.count) % _SEQUENCE_MODULO
-            batch.payload = restamp(batch.payload, st.epoch, batch.first_sequence)
+            batch.payload = restamp(batch.payload, st.epoch, batch.first_sequence, self.producer_id)
 
     def _retry_wait(self, partition: int, batches: list[_Batch], failure: FluvialError) -> float | None:
         if self.config.delivery_semantic is DeliverySemantic.AT_MOST_ONCE:

@@ -108,6 +108,8 @@ def test_restamp_changes_epoch_and_sequence_and_keeps_a_valid_crc(recs: list[tup
     assert stamped == encode_batch(ks, vs, timestamp_ms=9, producer_id=3, producer_epoch=epoch, first_sequence=seq)
     h = b.validate_batch(stamped, 1 << 30)
     assert (h.producer_id, h.producer_epoch, h.first_sequence) == (3, epoch, seq)
+    moved = restamp(stamped, 0, 5, producer_id=2**40)
+    assert b.validate_batch(moved, 1 << 30)[9:] == (2**40, 0, 5)
 
 
 @settings(max_examples=60, deadline=None)
