@@ -99,6 +99,16 @@ def test_consumer_id_resumes(cluster: Cluster) -> None:
     assert lines(cli(cluster, "consume", "cli-cid", "-B", "-d", "-c", "cid-1")) == ["a", "b", "c"]
     cli(cluster, "produce", "cli-cid", input="d\n")
     assert lines(cli(cluster, "consume", "cli-cid", "-B", "-d", "-c", "cid-1")) == ["d"]
+    listed = json.loads(cli(cluster, "consumer", "list", "-O", "json").stdout)
+    assert [(o["consumer_id"], o["topic"], o["partition"], o["offset"]) for o in listed
+            if o["consumer_id"] == "cid-1"] == [("cid-1", "cli-cid", 0, 3)]
+    table = lines(cli(cluster, "consumer", "list"))
+    assert table[0].split() == ["CONSUMER", "TOPIC", "PARTITION", "OFFSET", "LAST", "SEEN"]
+    assert any(row.split()[:4] == ["cid-1", "cli-cid", "0", "3"] for row in table[1:])
+    assert lines(cli(cluster, "consumer", "delete", "cid-1", "-t", "cli-cid")) == \
+        ['consumer "cid-1" on topic "cli-cid" and partition "0" deleted']
+    assert lines(cli(cluster, "consumer", "delete", "cid-1")) == ["no consumers found"]
+    assert lines(cli(cluster, "consume", "cli-cid", "-B", "-d", "-c", "cid-1")) == ["a", "b", "c", "d"]
 
 
 def test_errors_are_one_line_with_nonzero_exit(cluster: Cluster) -> None:
@@ -121,6 +131,6 @@ def test_errors_are_one_line_with_nonzero_exit(cluster: Cluster) -> None:
 
 def test_help_everywhere(cluster: Cluster) -> None:
     for cmd in (["produce"], ["consume"], ["topic", "create"], ["partition", "list"], ["spu", "list"],
-                ["profile", "list"]):
+                ["profile", "list"], ["consumer", "list"], ["consumer", "delete"]):
         res = cli(cluster, *cmd, "--help")
         assert "Usage" in res.stdout

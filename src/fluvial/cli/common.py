@@ -136,6 +136,23 @@ def with_admin(cluster: str | None, profile: str | None, call: Callable[[Admin],
     return run(main())
 
 
+def with_client(cluster: str | None, profile: str | None, call: Callable[[Any], Awaitable[T]],
+                *, timeout: float = CLI_TIMEOUT_SECONDS) -> T:
+    """Connect a `Fluvial` client (metadata and SPUs) to the resolved SC, run `call(client)`, close;
+    errors -> one line, exit 1."""
+    from fluvial.client.connect import Fluvial
+
+    async def main() -> T:
+        host, port = resolve_endpoint(cluster, profile)
+        client = await Fluvial.connect(f"{host}:{port}", client_id="fluvial-cli", timeout=timeout)
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return run(main())
+
+
 # ---------------------------------------------------------------------------------------------- output
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from fluvial import __version__
 from fluvial.cli.cluster import app as cluster_app
 from fluvial.cli.consume import consume
+from fluvial.cli.consumer_cmd import app as consumer_app
 from fluvial.cli.partition import app as partition_app
 from fluvial.cli.produce import produce
 from fluvial.cli.profile_cmd import app as profile_app
@@ -33,6 +34,7 @@ app.add_typer(spu_app, name="spu")
 app.add_typer(profile_app, name="profile")
 app.command("produce")(produce)
 app.command("consume")(consume)
+app.add_typer(consumer_app, name="consumer")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -100,3 +100,12 @@ def test_isolation_and_semantic_names() -> None:
     assert parse_isolation("ReadUncommitted") is Isolation.READ_UNCOMMITTED
     assert parse_semantic("at_most_once") is DeliverySemantic.AT_MOST_ONCE
     assert parse_semantic("at-least-once") is DeliverySemantic.AT_LEAST_ONCE
+
+
+def test_consumer_rows_sorted_with_last_seen() -> None:
+    from fluvial.cli.consumer_cmd import consumer_rows
+    from fluvial.client.consumer import StoredOffset
+
+    rows = consumer_rows([StoredOffset("b", "t", 0, 5, 1000), StoredOffset("a", "t", 1, 7, 940),
+                          StoredOffset("a", "t", 0, 9, 1000)], now=1000)
+    assert rows == [["a", "t", "0", "9", "0s"], ["a", "t", "1", "7", "1m"], ["b", "t", "0", "5", "0s"]]
