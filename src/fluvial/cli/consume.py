@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fluvial.cli.common import ProfileOpt, err, fail, resolve_endpoint, run
+from fluvial.cli.common import ProfileOpt, err, fail, with_client
 from fluvial.cli.produce import parse_isolation
 from fluvial.cli.record_format import OUTPUT_TYPES, formatter
 from fluvial.client.connect import Fluvial
@@ -80,25 +80,20 @@ def consume(
         config.max_bytes = max_bytes
     if sys.stdout.isatty():
         err.print(f"Consuming records from '{topic}'", style="bold", markup=False)
-    run(_consume(topic, partition or None, offset, config, render, cluster, profile))
+    with_client(cluster, profile, lambda client: _consume(client, topic, partition or None, offset, config, render))
 
 
-async def _consume(topic: str, partitions: list[int] | None, offset: Offset, config: ConsumerConfig,
-                   render: object, cluster: str | None, profile: str | None) -> None:
-    host, port = resolve_endpoint(cluster, profile)
-    client = await Fluvial.connect(f"{host}:{port}", client_id="fluvial-cli")
+async def _consume(client: Fluvial, topic: str, partitions: list[int] | None, offset: Offset,
+                   config: ConsumerConfig, render: object) -> None:
+    consumer = await client.consumer(topic, partitions)
+    stream = await consumer.stream(offset, config)
     try:
-        consumer = await client.consumer(topic, partitions)
-        stream = await consumer.stream(offset, config)
-        try:
-            await _print(stream, render)
-            if config.consumer_id:
-                stream.offset_commit()
-                await stream.offset_flush()
-        finally:
-            await stream.close()
+        await _print(stream, render)
+        if config.consumer_id:
+            stream.offset_commit()
+            await stream.offset_flush()
     finally:
-        await client.close()
+        await stream.close()
 
 
 async def _print(stream: ConsumerStream, render: object) -> None:

@@ -18,8 +18,7 @@ from fluvial.cli.common import (
     out,
     parse_duration,
     parse_size,
-    resolve_endpoint,
-    run,
+    with_client,
 )
 from fluvial.client.connect import Fluvial
 from fluvial.client.producer import DeliverySemantic, ProducerConfig, TopicProducer
@@ -88,7 +87,7 @@ def produce(
     config = ProducerConfig()
     with_errors(lambda: _configure(config, compression, linger, batch_size, max_request_size, isolation,
                                    delivery_semantic, delivery_timeout))
-    run(_produce(topic, cluster, profile, config, key, key_separator, raw, file, verbose))
+    with_client(cluster, profile, lambda client: _produce(client, topic, config, key, key_separator, raw, file, verbose))
 
 
 def with_errors(call: object) -> None:
@@ -125,29 +124,24 @@ def _seconds(text: str) -> float:
     return float(parse_duration(t))
 
 
-async def _produce(topic: str, cluster: str | None, profile: str | None, config: ProducerConfig, key: str | None,
-                   key_separator: str | None, raw: bool, file: Path | None, verbose: bool) -> None:
-    host, port = resolve_endpoint(cluster, profile)
-    client = await Fluvial.connect(f"{host}:{port}", client_id="fluvial-cli")
+async def _produce(client: Fluvial, topic: str, config: ProducerConfig, key: str | None, key_separator: str | None,
+                   raw: bool, file: Path | None, verbose: bool) -> None:
+    producer = await client.topic_producer(topic, config)
     try:
-        producer = await client.topic_producer(topic, config)
-        try:
-            sep = key_separator.encode() if key_separator is not None else None
-            k = key.encode() if key is not None else None
-            if file is not None:
-                await _produce_file(producer, file, sep, k, raw, verbose)
-            elif raw:
-                data = await asyncio.to_thread(sys.stdin.buffer.read)
-                await _send_lines(producer, [data], None, k, verbose)
-            elif sys.stdin.isatty():
-                await _produce_interactive(producer, sep, k, verbose)
-            else:
-                await _produce_stream(producer, sys.stdin.buffer, sep, k, verbose, None)
-            await producer.flush()
-        finally:
-            await producer.close()
+        sep = key_separator.encode() if key_separator is not None else None
+        k = key.encode() if key is not None else None
+        if file is not None:
+            await _produce_file(producer, file, sep, k, raw, verbose)
+        elif raw:
+            data = await asyncio.to_thread(sys.stdin.buffer.read)
+            await _send_lines(producer, [data], None, k, verbose)
+        elif sys.stdin.isatty():
+            await _produce_interactive(producer, sep, k, verbose)
+        else:
+            await _produce_stream(producer, sys.stdin.buffer, sep, k, verbose, None)
+        await producer.flush()
     finally:
-        await client.close()
+        await producer.close()
 
 
 async def _enqueue(producer: TopicProducer, lines: list[bytes], sep: bytes | None, key: bytes | None,
