@@ -10,6 +10,7 @@ from typing import IO, Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from fluvial import defaults as d
 from fluvial.cli.common import (
     ClusterOpt,
     ProfileOpt,
@@ -24,8 +25,6 @@ from fluvial.client.connect import Fluvial
 from fluvial.client.producer import DeliverySemantic, ProducerConfig, TopicProducer
 from fluvial.protocol.records import Compression
 from fluvial.protocol.spu import Isolation
-
-LINES_PER_CALL = 50_000                  # piped input is sent in calls of this many records
 
 
 def parse_isolation(text: str) -> Isolation:
@@ -176,7 +175,7 @@ async def _produce_stream(producer: TopicProducer, stream: IO[bytes], sep: bytes
     pending: list[asyncio.Future[None]] = []
     try:
         while True:
-            chunk = await asyncio.to_thread(stream.readlines, LINES_PER_CALL * 64)
+            chunk = await asyncio.to_thread(stream.readlines, d.CLI_PRODUCE_READ_BYTES)
             if not chunk:
                 break
             lines = [_strip(line) for line in chunk]

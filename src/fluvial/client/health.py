@@ -75,7 +75,7 @@ async def explain(client: Any, topic: str, partition: int, original: FluvialErro
     if original.code not in (ErrorCode.PARTITION_FULL, ErrorCode.STORAGE_ERROR):
         return original
     try:
-        health = await partition_health(client, topic, partition, timeout=5)
+        health = await partition_health(client, topic, partition, timeout=d.CLIENT_HEALTH_TIMEOUT_SECONDS)
     except FluvialError as e:
         logger.debug("replica_health_unavailable topic=%s partition=%d error=%s", topic, partition, e)
         return original

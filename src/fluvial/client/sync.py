@@ -51,7 +51,7 @@ class _Loop:
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=d.CLIENT_LOOP_STOP_SECONDS)
 
 
 class Fluvial:
