@@ -67,6 +67,12 @@ def run_sc(
     host, port = split_addr(public_addr, d.SC_PUBLIC_PORT)
     phost, pport = split_addr(private_addr, port + 1) if private_addr else (host, port + 1)
     server = ScServer(ScConfig(str(data_dir), host, port, phost, pport, metadata or None))
+    if metrics_addr:
+        from prometheus_client import REGISTRY
+
+        from fluvial.observability.metrics import ScCollector
+
+        REGISTRY.register(ScCollector(server))
     _metrics(metrics_addr)
     _serve(server.start, server.stop)
 

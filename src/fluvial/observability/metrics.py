@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from fluvial.statemachine import Transition
 
@@ -19,3 +25,65 @@ PRODUCE_DUPLICATES = Counter("fluvial_produce_duplicate_batches_total",
 def count_transition(t: Transition) -> None:
     """A state-machine listener: count every transition by machine and target state."""
     STATE_TRANSITIONS.labels(t.machine, t.new.name).inc()
+
+
+# ------------------------------------------------------------------------------------------ the SC's view
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+SC_HELP = {
+    "fluvial_sc_topics": "Topics in the SC's metadata",
+    "fluvial_sc_partitions": "Partitions by resolution (online, out_of_storage, leader_offline, ...)",
+    "fluvial_sc_spus": "SPUs by status",
+    "fluvial_sc_data_dir_free_bytes": "Free bytes of each SPU data dir, from its last heartbeat",
+    "fluvial_sc_data_dir_reserve_bytes": "The reserve R of each SPU data dir (writes are refused below it)",
+    "fluvial_sc_data_dir_state": "1 for the current space state (ok, low, full, failed) of each SPU data dir",
+}
+
+
+def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[Any],
+               sessions: Iterable[Any]) -> list[Sample]:
+    """Pure: the SC's gauges from its metadata objects and the SPUs' last heartbeats."""
+    out = [Sample("fluvial_sc_topics", (), float(sum(1 for t in topics if not t.spec.system)))]
+    by_resolution: dict[str, int] = {}
+    for p in partitions:
+        key = p.status.resolution.name.lower()
+        by_resolution[key] = by_resolution.get(key, 0) + 1
+    out += [Sample("fluvial_sc_partitions", (("resolution", k),), float(v)) for k, v in sorted(by_resolution.items())]
+    by_status: dict[str, int] = {}
+    for s in spus:
+        key = s.status.resolution.name.lower()
+        by_status[key] = by_status.get(key, 0) + 1
+    out += [Sample("fluvial_sc_spus", (("status", k),), float(v)) for k, v in sorted(by_status.items())]
+    for session in sessions:
+        for dr in session.dirs:
+            labels = (("spu", str(session.spu_id)), ("path", dr.path))
+            out.append(Sample("fluvial_sc_data_dir_free_bytes", labels, float(dr.free_bytes)))
+            out.append(Sample("fluvial_sc_data_dir_reserve_bytes", labels, float(dr.reserve_bytes)))
+            out.append(Sample("fluvial_sc_data_dir_state", (*labels, ("state", dr.state.name.lower())), 1.0))
+    return out
+
+
+class ScCollector(Collector):
+    """Read the SC's view at scrape time (lists are copied first: the event loop keeps changing them)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        sc = self.server
+        samples = sc_samples(list(sc.topics.values()), list(sc.partitions.values()), list(sc.spus.values()),
+                             list(sc.sessions.values()))
+        families: dict[str, GaugeMetricFamily] = {}
+        for s in samples:
+            fam = families.get(s.name)
+            if fam is None:
+                fam = families[s.name] = GaugeMetricFamily(s.name, SC_HELP[s.name], labels=[k for k, _v in s.labels])
+            fam.add_metric([v for _k, v in s.labels], s.value)
+        yield from families.values()

@@ -46,6 +46,8 @@ class SpuSession:
     conn: srv.Connection
     last_seen: float
     watchers: list[asyncio.Event] = field(default_factory=list)
+    health: i.SpuHealth | None = None                               # from the last heartbeat
+    dirs: list[i.DataDirReport] = field(default_factory=list)       # from the last heartbeat
 
 
 @dataclass
@@ -295,6 +297,7 @@ class ScServer(srv.TwoPortServer):
         if session is None or session.conn is not conn:
             raise ProtocolError(f"heartbeat from unregistered SPU {req.spu_id}")
         session.last_seen = time.monotonic()
+        session.health, session.dirs = req.health, list(req.dirs)
         for r in req.replicas:
             if r.is_leader:
                 self._leader_report(req.spu_id, r)
