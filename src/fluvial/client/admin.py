@@ -2,8 +2,7 @@
 
     async with await Admin.connect("127.0.0.1", 9003) as admin:
         await admin.create_topic("events", TopicConfig(partitions=3, retention_time=3600))
-        for t in await admin.list_topics():
-            print(t.name, t.partitions, t.resolution.name)
+        names = [t.name for t in await admin.list_topics()]
 
 One `ClientConnection` per Admin; every call has a timeout. Results are frozen dataclasses built from the
 wire objects; a refused Create/Delete raises the typed error of its Status code (`fluvial.errors.

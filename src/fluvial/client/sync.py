@@ -6,8 +6,8 @@ in a background thread; every call waits for its answer with a timeout (never fo
         producer = fluvial.topic_producer("events")
         producer.send("key", "value")
         producer.flush()
-        for record in fluvial.consumer("events").stream(Offset.beginning(), disable_continuous=True):
-            print(record.offset, record.value)
+        stream = fluvial.consumer("events").stream(Offset.beginning(), disable_continuous=True)
+        values = [record.value for record in stream]
 """
 
 from __future__ import annotations
