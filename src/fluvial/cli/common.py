@@ -71,7 +71,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 def _message(e: BaseException) -> str:
     text = str(e)
-    if isinstance(e, FluvialError):
+    if isinstance(e, FluvialError | ValueError | typer.BadParameter):      # bad input says what is wrong
         return text or type(e).__name__
     if isinstance(e, TimeoutError):
         return f"timed out{': ' + text if text else ''}"
@@ -271,6 +271,11 @@ _DURATION_ITEM = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
 def parse_duration(text: str) -> int:
     """Whole seconds from `fluvio`'s duration syntax (the `humantime` crate): `1h`, `7d`, `2d 10s`,
     `7 days`, `90min`, `1M` (month), `1y`; rounded down to seconds as `--retention-time` is."""
+    return math.floor(parse_seconds(text))
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds, with fractions, from the same syntax (`150ms`, `1s 500ms`): `--linger`, `--delivery-timeout`."""
     pos, total, items = 0, 0.0, 0
     while pos < len(text.rstrip()):
         m = _DURATION_ITEM.match(text, pos)
@@ -285,7 +290,7 @@ def parse_duration(text: str) -> int:
         pos = m.end()
     if items == 0:
         raise InvalidConfig(f"invalid duration {text!r}: expected e.g. 1h, 7d, '2d 10s'")
-    return math.floor(total)
+    return total
 
 
 def format_duration(seconds: int) -> str:

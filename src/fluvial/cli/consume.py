@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fluvial.cli.common import ProfileOpt, err, fail, with_client
+from fluvial.cli.common import ProfileOpt, err, errors_to_exit, fail, with_client
 from fluvial.cli.produce import parse_isolation
 from fluvial.cli.record_format import OUTPUT_TYPES, formatter
 from fluvial.client.connect import Fluvial
@@ -68,12 +68,10 @@ def consume(
         fail("--partition and --all-partitions cannot be used together")
     if end is not None and start is not None and end < start:
         fail(f"--end {end} must be greater than or equal to --start {start}")
-    try:
+    with errors_to_exit():
         offset = start_offset(beginning, head, tail, start)
         render = formatter(output or "dynamic", format, key_value, suppress_unknown)
         iso = parse_isolation(isolation) if isolation is not None else Isolation.READ_UNCOMMITTED
-    except (ValueError, typer.BadParameter) as e:
-        fail(str(e))
     config = ConsumerConfig(isolation=iso, disable_continuous=disable_continuous, end_offset=end, consumer_id=consumer,
                             offset_strategy=OffsetStrategy.AUTO if consumer else OffsetStrategy.NONE)
     if max_bytes is not None:

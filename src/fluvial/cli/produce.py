@@ -15,9 +15,10 @@ from fluvial.cli.common import (
     ClusterOpt,
     ProfileOpt,
     err,
+    errors_to_exit,
     fail,
     out,
-    parse_duration,
+    parse_seconds,
     parse_size,
     with_client,
 )
@@ -84,16 +85,10 @@ def produce(
     if key_separator == "":
         fail("--key-separator must not be empty")
     config = ProducerConfig()
-    with_errors(lambda: _configure(config, compression, linger, batch_size, max_request_size, isolation,
-                                   delivery_semantic, delivery_timeout))
+    with errors_to_exit():
+        _configure(config, compression, linger, batch_size, max_request_size, isolation, delivery_semantic,
+                   delivery_timeout)
     with_client(cluster, profile, lambda client: _produce(client, topic, config, key, key_separator, raw, file, verbose))
-
-
-def with_errors(call: object) -> None:
-    try:
-        call()  # type: ignore[operator]
-    except (ValueError, typer.BadParameter) as e:
-        fail(str(e))
 
 
 def _configure(config: ProducerConfig, compression: str | None, linger: str | None, batch_size: str | None,
@@ -104,7 +99,7 @@ def _configure(config: ProducerConfig, compression: str | None, linger: str | No
             raise ValueError(f"unknown compression {compression!r}: use none, gzip, snappy, lz4 or zstd")
         config.compression = compression.lower()
     if linger is not None:
-        config.linger_seconds = _seconds(linger)
+        config.linger_seconds = parse_seconds(linger)
     if batch_size is not None:
         config.batch_size_bytes = parse_size(batch_size)
     if max_request_size is not None:
@@ -113,14 +108,7 @@ def _configure(config: ProducerConfig, compression: str | None, linger: str | No
         config.isolation = parse_isolation(isolation)
     config.delivery_semantic = parse_semantic(semantic)
     if delivery_timeout is not None:
-        config.delivery_timeout_seconds = _seconds(delivery_timeout)
-
-
-def _seconds(text: str) -> float:
-    t = text.strip()
-    if t.endswith("ms") and t[:-2].strip().isdigit():
-        return int(t[:-2]) / 1000
-    return float(parse_duration(t))
+        config.delivery_timeout_seconds = parse_seconds(delivery_timeout)
 
 
 async def _produce(client: Fluvial, topic: str, config: ProducerConfig, key: str | None, key_separator: str | None,

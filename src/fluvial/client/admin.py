@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluvial import defaults as d
+from fluvial.client.metadata import public_host
 from fluvial.errors import ErrorCode, InvalidConfig, admin_error
 from fluvial.protocol import codec
 from fluvial.protocol import metadata as md
@@ -189,9 +190,7 @@ def _partition_info(m: Any) -> PartitionInfo:
 
 
 def _public_address(spec: md.SpuSpec) -> str:
-    ingress = spec.public_endpoint.ingress
-    host = (ingress[0].hostname or ingress[0].ip or "") if ingress else ""
-    return f"{host}:{spec.public_endpoint.port}"
+    return f"{public_host(spec)}:{spec.public_endpoint.port}"
 
 
 def _spu_info(m: Any, leads: int = 0) -> SpuInfo:

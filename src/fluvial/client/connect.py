@@ -141,20 +141,18 @@ class Fluvial:
         return await TopicProducer.create(self, topic, config)
 
     async def partition_consumer(self, topic: str, partition: int = 0) -> Any:
-        from .consumer import PartitionConsumer
-        await self.consumer(topic, [partition])
-        return PartitionConsumer(self, topic, partition)
+        return await self.consumer(topic, [partition])
 
     async def consumer(self, topic: str, partitions: list[int] | None = None) -> Any:
         """A consumer of `partitions` of `topic` (default: all of them)."""
-        from .consumer import MultiplePartitionConsumer
+        from .consumer import TopicConsumer
         count = await self.metadata.topic_partitions(topic)
         chosen = sorted(set(partitions)) if partitions else list(range(count))
         missing = [p for p in chosen if not 0 <= p < count]
         if missing:
             raise ServerError(ErrorCode.TOPIC_NOT_FOUND,
                               f"topic {topic} has {count} partition(s): no partition {missing[0]}")
-        return MultiplePartitionConsumer(self, topic, chosen)
+        return TopicConsumer(self, topic, chosen)
 
     async def close(self) -> None:
         await self.metadata.close()

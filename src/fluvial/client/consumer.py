@@ -110,7 +110,7 @@ async def fetch_offsets(client: Any, topic: str, partition: int, timeout: float)
     return p.start_offset, p.last_stable_offset
 
 
-async def _retrying(client: Any, topic: str, partition: int, what: Any, timeout: float) -> Any:
+async def _retrying(what: Any, timeout: float) -> Any:
     """Run `what()` until it works, retrying retriable errors (with back-off) inside `timeout`."""
     deadline = time.monotonic() + timeout
     backoff = Backoff()
@@ -126,19 +126,9 @@ async def _retrying(client: Any, topic: str, partition: int, what: Any, timeout:
             await asyncio.sleep(wait)
 
 
-class PartitionConsumer:
-    def __init__(self, client: Any, topic: str, partition: int) -> None:
-        self.client = client
-        self.topic = topic
-        self.partition = partition
+class TopicConsumer:
+    """Streams of some partitions of one topic (one partition, or several merged)."""
 
-    async def stream(self, offset: Offset, config: ConsumerConfig | None = None) -> ConsumerStream:
-        s = ConsumerStream(self.client, self.topic, [self.partition], config or ConsumerConfig())
-        await s.start(offset)
-        return s
-
-
-class MultiplePartitionConsumer:
     def __init__(self, client: Any, topic: str, partitions: list[int]) -> None:
         self.client = client
         self.topic = topic
@@ -177,10 +167,9 @@ class ConsumerStream:
 
     async def start(self, offset: Offset) -> None:
         stored = await self._stored_offsets() if self.config.consumer_id else {}
+        timeout = self.config.timeout_seconds
         for p in self.partitions:
-            start, hw = await _retrying(self.client, self.topic, p,
-                                        lambda p=p: fetch_offsets(self.client, self.topic, p, self.config.timeout_seconds),
-                                        self.config.timeout_seconds)
+            start, hw = await _retrying(lambda p=p: fetch_offsets(self.client, self.topic, p, timeout), timeout)
             first = stored[p] + 1 if p in stored else offset.resolve(start, hw)
             stop = hw if self.config.disable_continuous else None
             if self.config.end_offset is not None:
@@ -201,13 +190,10 @@ class ConsumerStream:
 
     async def __anext__(self) -> ConsumerRecord:
         while self._at >= len(self._buffer):
-            await self._maybe_auto_flush()
-            item = await self._shared.queue.get()
-            if item is None:
+            frame = await self._next_frame()
+            if not frame:
                 raise StopAsyncIteration
-            if isinstance(item, BaseException):
-                raise item
-            self._buffer, self._at = item, 0
+            self._buffer, self._at = frame, 0
         rec = self._buffer[self._at]
         self._at += 1
         self._returned[rec.partition] = rec.offset
@@ -221,6 +207,12 @@ class ConsumerStream:
             out, self._buffer, self._at = self._buffer[self._at:], [], 0
             self._handed(out)
             return out
+        frame = await self._next_frame()
+        self._handed(frame)
+        return frame
+
+    async def _next_frame(self) -> list[ConsumerRecord]:
+        """The next frame from the partitions' streams; [] at the end (which stays the end)."""
         await self._maybe_auto_flush()
         item = await self._shared.queue.get()
         if item is None:
@@ -228,7 +220,6 @@ class ConsumerStream:
             return []
         if isinstance(item, BaseException):
             raise item
-        self._handed(item)
         return item
 
     def _handed(self, records: list[ConsumerRecord]) -> None:
@@ -411,7 +402,7 @@ async def list_consumer_offsets(client: Any, *, timeout: float = d.CLIENT_REQUES
         return [StoredOffset(c.consumer_id, c.replica_id.topic, c.replica_id.partition, c.offset, c.modified_time)
                 for c in resp.consumers if topic is None or c.replica_id.topic == topic]
 
-    return await _retrying(client, d.CONSUMER_OFFSET_TOPIC, 0, call, timeout)
+    return await _retrying(call, timeout)
 
 
 async def delete_consumer_offset(client: Any, consumer_id: str, topic: str, partition: int, *,
@@ -422,4 +413,4 @@ async def delete_consumer_offset(client: Any, consumer_id: str, topic: str, part
         resp = await client.spu_call(spu_id, conn, req, sp.DeleteConsumerOffsetResponse, timeout=timeout)
         raise_for(resp.error_code, topic=topic, partition=partition)
 
-    await _retrying(client, d.CONSUMER_OFFSET_TOPIC, 0, call, timeout)
+    await _retrying(call, timeout)

@@ -49,6 +49,12 @@ class SpuView:
     online: bool
 
 
+def public_host(spec: md.SpuSpec) -> str:
+    """The host a client dials for an SPU: its first ingress address's hostname, else its IP ("" if none)."""
+    ingress = spec.public_endpoint.ingress
+    return (ingress[0].hostname or ingress[0].ip or "") if ingress else ""
+
+
 def split_partition_key(key: str) -> tuple[str, int]:
     topic, _, part = key.rpartition("-")
     if not topic or not part.isdigit():
@@ -113,10 +119,7 @@ class MetadataCache:
     def spu(self, spu_id: int) -> SpuView | None:
         for m in self.objects["SPU"].values():
             if m.spec.id == spu_id:
-                ep = m.spec.public_endpoint
-                ingress = ep.ingress[0] if ep.ingress else None
-                host = (ingress.hostname or ingress.ip) if ingress is not None else ""
-                return SpuView(spu_id, host or "127.0.0.1", ep.port,
+                return SpuView(spu_id, public_host(m.spec) or "127.0.0.1", m.spec.public_endpoint.port,
                                m.status.resolution is md.SpuResolution.ONLINE)
         return None
 

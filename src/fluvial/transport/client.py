@@ -122,6 +122,7 @@ class ClientConnection:
         self._streams: dict[int, asyncio.Queue[object]] = {}
         self._write_lock = asyncio.Lock()
         self.closed = False
+        self._lost_reported = False
 
     @classmethod
     async def connect(cls, host: str, port: int, *, client_id: str = "fluvial",
@@ -213,6 +214,11 @@ class ClientConnection:
             queue.put_nowait(body)
 
     def _lost(self) -> None:
+        """Every waiter and stream learns that the connection is gone — once (close and the transport's
+        connection_lost both get here)."""
+        if self._lost_reported:
+            return
+        self._lost_reported = True
         self.closed = True
         for fut in self._waiters.values():
             if not fut.done():
