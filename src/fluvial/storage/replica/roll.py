@@ -1,0 +1,42 @@
+"""Roll-over: the new segment first (complete, its index preallocated), then the old one is sealed.
+All or nothing (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import logging
+
+from fluvial.storage.replica.snapshots import ProducerSnapshots
+from fluvial.storage.segment import Segment
+
+logger = logging.getLogger("fluvial.storage.replica")
+
+
+class ReplicaRoll(ProducerSnapshots):
+    def _roll(self, batch_bytes: int) -> None:
+        """New segment first (complete, preallocated), then seal the old one. All or nothing."""
+        self._check_writable(self._index_capacity + batch_bytes, force_refresh=True)
+        old = self._active
+        new = self._guarded("roll", lambda: Segment.create(self.io, self.directory, self._leo, self._index_capacity,
+                                                           self.config.index_max_interval_bytes), cut_to=None)
+        assert isinstance(new, Segment)
+        if self.guard is not None:
+            self.guard.charge(self._index_capacity)
+        writer = old.writer
+        assert writer is not None
+        try:
+            writer.shrink()
+        except OSError as e:  # the unshrunk index is still valid: zero slots end it
+            logger.warning("index_shrink_failed replica=%s file=%s error=%r", self.name, writer.path, e)
+        old.writer = None
+        if self._every_batch:
+            self._guarded("fsync", lambda: self.io.fsync_dir(self.directory), cut_to=None)
+        else:
+            self._unsynced.append(old.handle)
+            self._dir_dirty = True
+        old.verified = False
+        self._sealed.append(old)
+        self._sealed_bases.append(old.base)
+        self._active = new
+        logger.info("segment_roll replica=%s sealed_base=%d new_base=%d", self.name, old.base, new.base)
+        if self._has_snapshot:   # producers whose last batch is now sealed stay known after a restart
+            self._snapshot_after_roll(new.base)
