@@ -81,10 +81,23 @@ RECONNECT_BACKOFF_MIN_SECONDS = 0.1               # SPU -> SC reconnect back-off
 RECONNECT_BACKOFF_MAX_SECONDS = 3.0               # ... up to this (Fluvio's sc_retry_ms)
 TOPIC_WAIT_SECONDS = 90.0                         # Create waits this long for partitions online (FLV_TOPIC_WAIT)
 CONSUMER_OFFSET_TOPIC = "consumer-offset"
+CONSUMER_OFFSET_REPLICAS_MAX = 3                  # the system topic's rf = min(this, SPUs)
 CONSUMER_OFFSET_RETENTION_SECONDS = 604_800
 CONSUMER_OFFSET_SEGMENT_BYTES = 512_000_000
 CONSUMER_OFFSET_MAX_PARTITION_BYTES = 2_048_000_000
 STREAM_FETCH_MAX_BYTES = 1_048_890                # the official client's default max_bytes
+
+# ----------------------------------------------------------------------------------- replication
+REPLICA_LAG_SECONDS = 5.0                         # a follower not caught up within this leaves the ISR
+LEADER_LEASE_SECONDS = 1.5                        # an SPU whose last SC answer is older refuses produce
+                                                  # (shorter than SPU_OFFLINE_AFTER_SECONDS: a new leader is
+                                                  # only elected after the old one's lease ran out)
+REPLICA_FETCH_MAX_BYTES = 4 * MIB                 # one follower fetch answers at most this much
+REPLICA_FETCH_MAX_WAIT_SECONDS = 0.5              # a follower fetch waits this long for new data or HW
+REPLICA_FETCH_BACKOFF_SECONDS = 0.2               # after a failed fetch / while the follower's disk is full
+REPLICA_FETCH_BACKOFF_MAX_SECONDS = 2.0
+REPLICA_ISR_CHECK_SECONDS = 0.5                   # how often a leader checks its followers' lag
+EPOCH_HISTORY_FILE = "leader-epoch.chk"           # fluvial's epoch -> start offset history, beside Fluvio's files
 
 # ---------------------------------------------------------------------------------------- client
 RETRY_BACKOFF_INITIAL_SECONDS = 0.02              # Fluvio's producer starts at 20 ms ...

@@ -31,6 +31,7 @@ NO_PRODUCER_ID = -1
 
 _HEADER = struct.Struct(">qiibIhiqqqhi")
 _BASE_OFFSET = struct.Struct(">q")
+_PREAMBLE_EPOCH = struct.Struct(">qii")
 _PREAMBLE = struct.Struct(">qi")
 _LAST_DELTA = struct.Struct(">i")
 _U32 = struct.Struct(">I")
@@ -92,6 +93,11 @@ def decode_last_offset_delta(buf: bytes | bytearray | memoryview, pos: int = 0) 
 def encode_base_offset(base_offset: int) -> bytes:
     """The first 8 bytes of a batch, carrying the server-assigned base offset."""
     return _BASE_OFFSET.pack(base_offset)
+
+
+def encode_preamble_epoch(base_offset: int, batch_len: int, leader_epoch: int) -> bytes:
+    """The first 16 header bytes: base offset, batch length, partition leader epoch (none in the CRC)."""
+    return _PREAMBLE_EPOCH.pack(base_offset, batch_len, leader_epoch)
 
 
 def crc32c(data: bytes | bytearray | memoryview) -> int:

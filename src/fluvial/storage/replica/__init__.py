@@ -17,6 +17,7 @@ One module per concern, combined by `Replica`:
 | `read.py` | `read`: whole batches as a `FileSlice` |
 | `durability.py` | `sync`: background fsync and the HW checkpoint |
 | `retention.py` | `apply_retention` |
+| `replication.py` | leader epochs (history + stamping), the follower's verbatim append, truncation |
 
 Failure semantics:
 * a batch is validated before anything is written; a bad batch leaves the replica untouched;
@@ -38,10 +39,11 @@ from __future__ import annotations
 import contextlib
 
 from fluvial.errors import StorageFailed
-from fluvial.storage.replica.append import AppendResult, ReplicaAppend
+from fluvial.storage.replica.append import AppendResult
 from fluvial.storage.replica.durability import ReplicaDurability
 from fluvial.storage.replica.read import EMPTY_SLICE, FileSlice, Isolation, ReadResult, ReplicaRead
 from fluvial.storage.replica.recovery import ReplicaRecovery
+from fluvial.storage.replica.replication import ReplicaReplication
 from fluvial.storage.replica.retention import ReplicaRetention
 from fluvial.storage.replica.snapshots import stored_headers
 from fluvial.storage.replica.state import (
@@ -55,7 +57,7 @@ from fluvial.storage.replica.state import (
 )
 
 
-class Replica(ReplicaAppend, ReplicaRecovery, ReplicaDurability, ReplicaRead, ReplicaRetention):
+class Replica(ReplicaReplication, ReplicaRecovery, ReplicaDurability, ReplicaRead, ReplicaRetention):
     """Open with `Replica.open(directory, config, ...)`."""
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ class ReplicaAppend(ReplicaRoll):
             return self._append_idempotent([view], [header])
         with self._lock:
             base = self._leo
-            self._append_one(view, header)
+            self._append_one(view, header, self._stamp_epoch)
             return AppendResult(base, self._leo, self._leo - base, len(view))
 
     def append_batches(self, batches: Sequence[bytes | bytearray | memoryview]) -> AppendResult:
@@ -50,7 +50,7 @@ class ReplicaAppend(ReplicaRoll):
             first = self._leo
             size = 0
             for view, header in zip(views, headers, strict=True):
-                self._append_one(view, header)
+                self._append_one(view, header, self._stamp_epoch)
                 size += len(view)
             return AppendResult(first, self._leo, self._leo - first, size)
 
@@ -74,7 +74,7 @@ class ReplicaAppend(ReplicaRoll):
                                  header.first_sequence, base)
                 else:
                     base = self._leo
-                    self._append_one(view, header)
+                    self._append_one(view, header, self._stamp_epoch)
                     size += len(view)
                     if header.producer_id >= 0:
                         self._producers.record(header, base)
@@ -83,7 +83,9 @@ class ReplicaAppend(ReplicaRoll):
             assert first is not None
             return AppendResult(first, self._leo, self._leo - leo_before, size, duplicates)
 
-    def _append_one(self, view: memoryview, header: b.BatchHeader) -> None:
+    def _append_one(self, view: memoryview, header: b.BatchHeader, epoch: int = -1) -> None:
+        """Write one validated batch at the LEO: its base offset and, when `epoch` >= 0, the leader epoch
+        are written into its header (both outside the CRC)."""
         n = len(view)
         writer = self._active.writer
         assert writer is not None
@@ -106,7 +108,10 @@ class ReplicaAppend(ReplicaRoll):
         fd = seg.handle.fd
         during = "write"
         try:
-            self.io.pwritev(fd, (b.encode_base_offset(base), view[8:]), pos)
+            if epoch >= 0:
+                self.io.pwritev(fd, (b.encode_preamble_epoch(base, header.batch_len, epoch), view[16:]), pos)
+            else:
+                self.io.pwritev(fd, (b.encode_base_offset(base), view[8:]), pos)
             if self._every_batch:
                 during = "fsync"
                 self.io.fdatasync(fd)

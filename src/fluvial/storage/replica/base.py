@@ -44,6 +44,7 @@ class ReplicaBase:
         self._batch_limit, self._batch_limit_name = config.batch_limit
         self._every_batch = config.flush.kind is FlushKind.FSYNC_EVERY_BATCH
         self.hw_follows_leo = True                # False once the replica has followers: HW set by caller
+        self._stamp_epoch = -1                    # the leader epoch written into appended batches (-1: none)
         self.closed = False
         self._last_error: str | None = None       # why the replica is FULL or FAILED
         self._producers = ProducerTable()         # idempotent producers (producer_id >= 0)

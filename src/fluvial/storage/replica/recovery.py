@@ -64,6 +64,7 @@ class ReplicaRecovery(ProducerSnapshots):
             self._verify_all_sealed()
             io.unlink(marker)
         self._load_producers()
+        self._load_epochs()
         logger.info("replica_open replica=%s dir=%s segments=%d log_start=%d hw=%d leo=%d", self.name,
                     directory, len(self._sealed) + 1, self.log_start, self._hw, self._leo)
         return self

@@ -41,11 +41,15 @@ class ProducerSnapshots(ReplicaHealth):
     def _load_producers(self) -> None:
         """Rebuild the idempotent producers' state: the snapshot (state below its offset), then the batch
         headers stored after it. No snapshot file: no idempotent batch was ever stored, nothing to read."""
+        self._load_producers_from(self._active.base)
+
+    def _load_producers_from(self, fallback: int) -> None:
+        """As `_load_producers`; a snapshot that is unreadable or ahead of the log replays from `fallback`."""
         raw = self._read_snapshot()
         if raw is None:
             return
         self._has_snapshot = True
-        start = self._active.base
+        start = fallback
         try:
             offset, entries = decode_snapshot(raw)
         except ProtocolError as e:
