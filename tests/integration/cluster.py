@@ -91,14 +91,19 @@ class Cluster:
                 os.waitpid(pid, os.WNOHANG)
             time.sleep(0.05)
 
+    def signal(self, name: str, sig: int) -> None:
+        """Send a signal and return at once (SIGSTOP / SIGCONT); a process already gone is ignored."""
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.kill(self.pid(name), sig)
+
     def spu_public_port(self, spu_id: int) -> int:
         return self.spu_base + d.SPU_PORT_STRIDE * (spu_id - d.SPU_BASE_ID)
 
-    def restart_sc(self) -> None:
+    def restart_sc(self, *extra: str) -> None:
         from fluvial.cli.cluster import _launch
 
         _launch("sc", ["run", "sc", "--data-dir", str(self.data / "sc"), "--public-addr",
-                       f"127.0.0.1:{self.sc_port}"], self.data)
+                       f"127.0.0.1:{self.sc_port}", *extra], self.data)
 
     def restart_spu(self, spu_id: int, *extra: str) -> None:
         from fluvial.cli.cluster import _launch

@@ -42,7 +42,7 @@ def partition_row(p: PartitionInfo) -> list[str]:
     followers = ", ".join(f"ReplicaStatus {{ spu: {f.spu}, hw: {f.hw}, leo: {f.leo} }}" for f in p.followers)
     return [
         p.topic, str(p.partition), str(p.leader), "",
-        "[" + ", ".join(str(r) for r in p.replicas[1:]) + "]",
+        "[" + ", ".join(str(r) for r in p.replicas if r != p.leader) + "]",
         _RESOLUTION.get(p.resolution.name, p.resolution.name),
         size_text(p.size), str(p.base_offset), str(p.hw), str(p.leo), str(p.lsr),
         f"[{followers}]",

@@ -60,13 +60,21 @@ def run_sc(
     private_addr: str = typer.Option("", "--private-addr", help="Default: the public port + 1."),
     metadata: str = typer.Option("", "--metadata", help="Metadata store URL (default: embedded sqlite)."),
     metrics_addr: str = typer.Option("", "--metrics-addr", help="Serve Prometheus metrics on HOST:PORT."),
+    spu_offline_after: float = typer.Option(d.SPU_OFFLINE_AFTER_SECONDS, "--spu-offline-after",
+                                            help="Seconds of heartbeat silence before an SPU is offline and "
+                                                 "its partitions get new leaders (must exceed the SPUs' "
+                                                 f"leader lease, {d.LEADER_LEASE_SECONDS} s)."),
 ) -> None:
     """Run the streaming controller."""
     from fluvial.sc.server import ScConfig, ScServer
 
     host, port = split_addr(public_addr, d.SC_PUBLIC_PORT)
     phost, pport = split_addr(private_addr, port + 1) if private_addr else (host, port + 1)
-    server = ScServer(ScConfig(str(data_dir), host, port, phost, pport, metadata or None))
+    if spu_offline_after <= d.LEADER_LEASE_SECONDS:
+        raise typer.BadParameter(f"must be more than the leader lease ({d.LEADER_LEASE_SECONDS} s)",
+                                 param_hint="--spu-offline-after")
+    server = ScServer(ScConfig(str(data_dir), host, port, phost, pport, metadata or None,
+                               spu_offline_after_seconds=spu_offline_after))
     if metrics_addr:
         from prometheus_client import REGISTRY
 

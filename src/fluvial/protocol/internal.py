@@ -7,7 +7,13 @@ the SPU can report what Fluvio cannot: data-dir space and health, replica states
     SPU → SC  3001 Heartbeat              request/response, every HEARTBEAT_INTERVAL: health, data dirs,
                                           replica offsets and states
     SPU → SC  3002 WatchAssignments       stream: first a full set, then changes — the replicas this
-                                          SPU holds (leader, replica set, storage config) and peer SPUs
+                                          SPU holds (leader, leader epoch, replica set, in-sync set,
+                                          storage config) and peer SPUs
+    SPU → SPU 3100 PeerUpdateConsumerOffset  a consumer-offset commit forwarded to consumer-offset-0's leader
+    SPU → SPU 3101 ReplicaFetch           a follower's long-poll fetch from its LEO (the fetch offset is its
+                                          LEO report); answered at once with data, else when the leader
+                                          appends or its HW moves, else after max_wait
+    SPU → SPU 3102 EpochEndOffset         where a leader epoch ends in the leader's log (truncation point)
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from fluvial.protocol.codec import (
 REGISTER_SPU = 3000
 HEARTBEAT = 3001
 WATCH_ASSIGNMENTS = 3002
+REPLICA_FETCH = 3101
+EPOCH_END_OFFSET = 3102
 INTERNAL_VERSION = 0
 
 
@@ -90,6 +98,16 @@ class DataDirReport:
 
 @message
 @dataclass
+class FollowerReport:
+    """A leader's view of one follower: the LEO its last fetch reported, whether it is in sync."""
+
+    spu_id: int = wire(INT32)
+    leo: int = wire(INT64, default=-1)
+    in_sync: bool = wire(BOOL)
+
+
+@message
+@dataclass
 class ReplicaReport:
     topic: str = wire(STRING)
     partition: int = wire(UINT32)
@@ -99,6 +117,8 @@ class ReplicaReport:
     log_start: int = wire(INT64)
     size: int = wire(INT64)
     state: ReplicaStateCode = wire(IntEnum8(ReplicaStateCode))
+    leader_epoch: int = wire(INT32, default=-1)              # the epoch this replica last learned
+    followers: list[FollowerReport] = wire(Vec(Struct(FollowerReport)))   # leaders only
 
 
 @message
@@ -128,6 +148,9 @@ class ReplicaAssignment:
     max_partition_size: int | None = wire(Option(UINT64))
     compression: int = wire(UINT8, default=4)          # topic CompressionAlgorithm (4 = Any)
     deleted: bool = wire(BOOL)
+    leader_epoch: int = wire(INT32)                    # bumped by the SC at every leadership change
+    isr: list[int] = wire(Vec(INT32))                  # the in-sync set the SC has confirmed (leader included)
+    min_in_sync: int = wire(UINT16, default=1)         # ReadCommitted produce is refused below this ISR size
 
 
 @message
@@ -221,3 +244,50 @@ class PeerUpdateConsumerOffsetRequest:
 @dataclass
 class PeerUpdateConsumerOffsetResponse:
     error_code: WireError = wire(ERROR_CODE)
+
+
+# ------------------------------------------------------------------------------- replication (SPU → SPU)
+
+
+@message
+@dataclass
+class ReplicaFetchRequest:
+    topic: str = wire(STRING)
+    partition: int = wire(UINT32)
+    follower_id: int = wire(INT32)
+    leader_epoch: int = wire(INT32)        # the follower's view; a mismatch is refused (fencing)
+    fetch_offset: int = wire(INT64)        # the follower's LEO
+    hw: int = wire(INT64)                  # the HW the follower knows: a higher one is answered at once
+    max_bytes: int = wire(UINT32)          # 0 while the follower cannot write (its disk is FULL)
+    max_wait_ms: int = wire(UINT32)
+    state: ReplicaStateCode = wire(IntEnum8(ReplicaStateCode))   # FULL/FAILED: out of the ISR at once
+
+
+@message
+@dataclass
+class ReplicaFetchResponse:
+    error_code: WireError = wire(ERROR_CODE)
+    leader_epoch: int = wire(INT32)
+    hw: int = wire(INT64)
+    leo: int = wire(INT64)
+    log_start: int = wire(INT64)
+    records: bytes = wire(BYTES)           # whole batches from fetch_offset, exactly as stored
+
+
+@message
+@dataclass
+class EpochEndOffsetRequest:
+    topic: str = wire(STRING)
+    partition: int = wire(UINT32)
+    follower_id: int = wire(INT32)
+    leader_epoch: int = wire(INT32)        # the follower's view of the current epoch
+    epoch: int = wire(INT32)               # the last epoch in the follower's log
+
+
+@message
+@dataclass
+class EpochEndOffsetResponse:
+    error_code: WireError = wire(ERROR_CODE)
+    epoch: int = wire(INT32, default=-1)   # the largest epoch <= the asked one in the leader's history
+    end_offset: int = wire(INT64, default=-1)   # where that epoch ends in the leader's log
+    log_start: int = wire(INT64)

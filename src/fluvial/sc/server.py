@@ -25,7 +25,9 @@ from fluvial.protocol.frame import (
     ApiVersionsResponse,
     RequestHeader,
 )
+from fluvial.sc import election as el
 from fluvial.sc import topics as rules
+from fluvial.sc.replication import ReplicationController
 from fluvial.sc.store import PRODUCER_ID_COUNTER, LabelStore, ObjectCodec, open_backend
 from fluvial.transport import server as srv
 
@@ -77,11 +79,15 @@ class ScServer(srv.TwoPortServer):
             store.load(blobs.get(label, {}))
         self.sessions: dict[int, SpuSession] = {}
         self.assignment_epoch = 0
+        self.replication = ReplicationController(self.backend, blobs, self.topics, self.partitions, self.spus,
+                                                 self._push_assignments)
         self.public = srv.Service("sc-public", {
             API_VERSIONS_KEY: self._api_versions,
             scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
             scp.ScApiKey.LIST: self._list, scp.ScApiKey.WATCH: self._watch,
             fa.ALLOCATE_PRODUCER_ID: self._allocate_producer_id,     # fluvial-only: never advertised
+            fa.TOPIC_SETTINGS: self._topic_settings, fa.PARTITION_DETAILS: self._partition_details,
+            fa.ELECT_LEADER: self._elect_leader, fa.MOVE_PARTITION: self._move_partition,
         })
         self.private = srv.Service("sc-private", {
             i.REGISTER_SPU: self._register, i.HEARTBEAT: self._heartbeat, i.WATCH_ASSIGNMENTS: self._assignments,
@@ -218,6 +224,56 @@ class ScServer(srv.TwoPortServer):
 
         conn.spawn(stream())
 
+    # ============================================================== fluvial-only replication API
+
+    async def _topic_settings(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(fa.TopicSettingsRequest, body, fa.FLUVIAL_API_VERSION)
+        meta = self.topics.get(req.topic)
+        problem = None
+        if meta is None:
+            problem = (ErrorCode.TOPIC_NOT_FOUND, f"topic {req.topic!r} not found")
+        else:
+            rf = meta.spec.replicas.replication_factor if isinstance(meta.spec.replicas, md.TopicReplicaParam) \
+                else 1
+            m = req.settings.min_in_sync
+            if m != -1 and not 1 <= m <= rf:
+                problem = (ErrorCode.TOPIC_INVALID_CONFIGURATION,
+                           f"min-in-sync-replicas {m} must be between 1 and the replication factor {rf}")
+        if problem is None:
+            self.replication.set_settings(req.topic, req.settings)
+            resp = fa.AdminResponse(OK, None)
+        else:
+            resp = fa.AdminResponse(WireError(problem[0]), problem[1])
+        await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
+
+    async def _partition_details(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(fa.PartitionDetailsRequest, body, fa.FLUVIAL_API_VERSION)
+        out = []
+        for m in sorted(self.partitions.values(), key=lambda m: rules.parse_partition_name(m.name) or (m.name, 0)):
+            parsed = rules.parse_partition_name(m.name)
+            if parsed is None or (req.topic is not None and parsed[0] != req.topic) or \
+                    (req.topic is None and m.spec.system):
+                continue
+            out.append(self.replication.details(m.name))
+        if req.topic is not None and self.topics.get(req.topic) is None:
+            resp = fa.PartitionDetailsResponse(WireError(ErrorCode.TOPIC_NOT_FOUND), [])
+        else:
+            resp = fa.PartitionDetailsResponse(OK, out)
+        await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
+
+    async def _elect_leader(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(fa.ElectLeaderRequest, body, fa.FLUVIAL_API_VERSION)
+        why = self.replication.elect_leader(rules.partition_name(req.topic, req.partition),
+                                            None if req.spu_id < 0 else req.spu_id)
+        resp = fa.AdminResponse(OK, None) if why is None else fa.AdminResponse(WireError(ErrorCode.OTHER), why)
+        await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
+
+    async def _move_partition(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(fa.MovePartitionRequest, body, fa.FLUVIAL_API_VERSION)
+        why = self.replication.move(rules.partition_name(req.topic, req.partition), list(req.replicas))
+        resp = fa.AdminResponse(OK, None) if why is None else fa.AdminResponse(WireError(ErrorCode.OTHER), why)
+        await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
+
     # =================================================================================== topic logic
 
     def _create_topic(self, name: str, spec: md.TopicSpec) -> None:
@@ -226,7 +282,8 @@ class ScServer(srv.TwoPortServer):
         self._schedule_topic(name)
 
     def _online_spus(self) -> list[int]:
-        return sorted(m.spec.id for m in self.spus.values() if m.status.resolution is md.SpuResolution.ONLINE)
+        """SPUs new replicas may be placed on: online, no data dir FULL or FAILED."""
+        return el.placeable(self.replication.spu_views())
 
     def _schedule_pending_topics(self) -> None:
         for meta in list(self.topics.values()):
@@ -237,7 +294,11 @@ class ScServer(srv.TwoPortServer):
         meta = self.topics.get(name)
         param = meta.spec.replicas
         groups = rules.SchedulingGroups.of(m.spec.replicas for m in self.partitions.values())
-        placement = rules.place_replicas(param.partitions, param.replication_factor, self._online_spus(), groups)
+        online = self._online_spus()
+        rf = param.replication_factor
+        if name == d.CONSUMER_OFFSET_TOPIC:      # rf = min(3, SPUs); grown as more SPUs register
+            rf = max(1, min(d.CONSUMER_OFFSET_REPLICAS_MAX, len(online)))
+        placement = rules.place_replicas(param.partitions, rf, online, groups)
         if not placement:
             if meta.status.resolution is not md.TopicResolution.INSUFFICIENT_RESOURCES:
                 meta.status = md.TopicStatus(md.TopicResolution.INSUFFICIENT_RESOURCES, {}, {}, "")
@@ -251,6 +312,7 @@ class ScServer(srv.TwoPortServer):
                                      storage=spec.storage, compression_type=spec.compression_type,
                                      deduplication=spec.deduplication, system=spec.system)
             pname = rules.partition_name(name, p)
+            self.replication.partition_created(pname, list(replicas))
             self.partitions.put(pname, scp.PARTITION.metadata(pname, pspec, md.PartitionStatus()))
         self._push_assignments()
 
@@ -260,8 +322,10 @@ class ScServer(srv.TwoPortServer):
         gone = []
         for p in range(count):
             pm = self.partitions.delete(rules.partition_name(name, p))
+            self.replication.partition_deleted(rules.partition_name(name, p))
             if pm is not None:
                 gone.append(pm)
+        self.replication.topic_deleted(name)
         self._push_assignments()
         logger.info("topic_deleted topic=%s partitions=%d", name, len(gone))
 
@@ -281,6 +345,14 @@ class ScServer(srv.TwoPortServer):
         )
         old = self.sessions.get(req.spu_id)
         if old is not None and old.conn is not conn:
+            silent = time.monotonic() - old.last_seen
+            if silent <= self.config.spu_offline_after_seconds and not old.conn.closed.is_set():
+                logger.warning("spu_registration_refused spu=%d reason=live_session silent=%.1fs", req.spu_id,
+                               silent)
+                await conn.send(h.correlation_id, encode(i.RegisterSpuResponse(
+                    WireError(ErrorCode.SPU_ALREADY_EXISTS),
+                    f"SPU {req.spu_id} is registered by a live process"), 0))
+                return
             await old.conn.close()
         self.sessions[req.spu_id] = SpuSession(req.spu_id, conn, time.monotonic())
         conn.state["spu_id"] = req.spu_id
@@ -298,24 +370,8 @@ class ScServer(srv.TwoPortServer):
             raise ProtocolError(f"heartbeat from unregistered SPU {req.spu_id}")
         session.last_seen = time.monotonic()
         session.health, session.dirs = req.health, list(req.dirs)
-        for r in req.replicas:
-            if r.is_leader:
-                self._leader_report(req.spu_id, r)
+        self.replication.observe(req.spu_id, list(req.dirs), list(req.replicas))
         await conn.send(h.correlation_id, encode(i.HeartbeatResponse(OK), 0))
-
-    def _leader_report(self, spu_id: int, r: i.ReplicaReport) -> None:
-        pname = rules.partition_name(r.topic, r.partition)
-        meta = self.partitions.get(pname)
-        if meta is None or meta.spec.leader != spu_id:
-            return
-        resolution = (md.PartitionResolution.ONLINE if r.state is i.ReplicaStateCode.OK
-                      else md.PartitionResolution.OUT_OF_STORAGE)
-        status = md.PartitionStatus(resolution, md.ReplicaStatus(spu_id, r.hw, r.leo), 0,
-                                    meta.status.replicas, r.size, False, r.log_start)
-        if status != meta.status:
-            resolution_changed = resolution is not meta.status.resolution
-            meta.status = status
-            self.partitions.put(pname, meta, persist=resolution_changed)   # offsets alone: memory only
 
     async def _assignments(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(i.WatchAssignmentsRequest, body, 0)
@@ -345,12 +401,14 @@ class ScServer(srv.TwoPortServer):
             if spu_id in m.spec.replicas or m.name == offsets_partition:
                 topic, part = rules.parse_partition_name(m.name) or (m.name, 0)
                 s = m.spec
+                st = self.replication.replication(m.name)
                 out.append(i.ReplicaAssignment(
                     topic, part, s.leader, list(s.replicas),
                     s.cleanup_policy.time_in_seconds if s.cleanup_policy is not None else None,
                     s.storage.segment_size if s.storage is not None else None,
                     s.storage.max_partition_size if s.storage is not None else None,
-                    int(s.compression_type), False))
+                    int(s.compression_type), False, st.leader_epoch, list(st.isr),
+                    self.replication.min_in_sync(m.name)))
         return out
 
     def _peer_list(self) -> list[i.PeerSpu]:
@@ -391,16 +449,26 @@ class ScServer(srv.TwoPortServer):
             meta.status = md.SpuStatus(md.SpuResolution.OFFLINE)
             self.spus.put(str(spu_id), meta)
             logger.warning("spu_offline spu=%d reason=%s", spu_id, reason)
-        for pm in list(self.partitions.values()):
-            if pm.spec.leader == spu_id and pm.status.resolution is not md.PartitionResolution.LEADER_OFFLINE:
-                pm.status = md.PartitionStatus(md.PartitionResolution.LEADER_OFFLINE, pm.status.leader, pm.status.lsr,
-                                               pm.status.replicas, pm.status.size, False, pm.status.base_offset)
-                self.partitions.put(pm.name, pm)
+        self.replication.reconcile_all()      # its partitions get new leaders from their ISRs
         self._push_assignments()
 
     def _spu_back_online(self, spu_id: int) -> None:
-        """Partitions it leads come back online with its first heartbeat; nothing else to do here."""
+        """Partitions it led that nobody could take over come back under a new epoch; the system topic
+        grows towards three replicas."""
+        self.replication.reconcile_all()
+        self._grow_system_topic()
         self._push_assignments()
+
+    def _grow_system_topic(self) -> None:
+        pname = rules.partition_name(d.CONSUMER_OFFSET_TOPIC, 0)
+        meta = self.partitions.get(pname)
+        if meta is None or self.replication.replication(pname).target_replicas:
+            return
+        online = self._online_spus()
+        want = min(d.CONSUMER_OFFSET_REPLICAS_MAX, len(online))
+        extra = [s for s in online if s not in meta.spec.replicas][:max(0, want - len(meta.spec.replicas))]
+        if extra:
+            self.replication.move(pname, [*meta.spec.replicas, *extra])
 
 
 def _status(name: str, code: ErrorCode, message: str | None) -> scp.Status:

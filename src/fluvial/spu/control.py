@@ -1,10 +1,19 @@
-"""The SPU's link to the SC: register, heartbeat (health, data dirs, replica offsets), and the stream of
-replica assignments. Reconnects with capped exponential back-off; never stops the SPU serving clients."""
+"""The SPU's link to the SC: register, heartbeat (health, data dirs, replica offsets, each leader's
+followers and proposed in-sync set), and the stream of replica assignments. Reconnects with capped
+exponential back-off; never stops the SPU serving clients.
+
+The leader lease: an SPU may take writes for a replicated partition only while its last answer from the
+SC is younger than `lease_seconds`, measured from when that request was *sent* (monotonic clock). The SC
+marks an SPU offline — and only then elects another leader — after a longer silence measured from the
+last request it *received*, so an SPU that is cut off or stopped has stopped acknowledging writes before
+anyone else may lead."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from fluvial import defaults as d
@@ -28,7 +37,8 @@ _REPLICA_CODES = {ReplicaState.OK: i.ReplicaStateCode.OK, ReplicaState.FULL: i.R
 
 class ControlLink:
     def __init__(self, register: i.RegisterSpuRequest, sc_host: str, sc_port: int, registry: ReplicaRegistry,
-                 on_peers: Callable[[list[i.PeerSpu]], None] | None = None) -> None:
+                 on_peers: Callable[[list[i.PeerSpu]], None] | None = None, *,
+                 lease_seconds: float = d.LEADER_LEASE_SECONDS) -> None:
         self.register = register
         self.sc_host = sc_host
         self.sc_port = sc_port
@@ -36,6 +46,16 @@ class ControlLink:
         self.on_peers = on_peers
         self.connected = asyncio.Event()
         self.heartbeats_sent = 0
+        self.lease_seconds = lease_seconds
+        self.lease_deadline = 0.0                 # monotonic
+        self._soon = asyncio.Event()              # a report worth sending before the next interval
+
+    def lease_valid(self) -> bool:
+        return time.monotonic() < self.lease_deadline
+
+    def report_soon(self) -> None:
+        """Send the next heartbeat now (an ISR change the SC should confirm)."""
+        self._soon.set()
 
     def heartbeat(self) -> i.HeartbeatRequest:
         storage = self.registry.storage
@@ -45,8 +65,13 @@ class ControlLink:
         replicas = []
         for local in self.registry.replicas.values():
             r = local.replica
+            followers = []
+            state = local.leader_state
+            if state is not None:
+                followers = [i.FollowerReport(f, p.leo, f in state.in_sync) for f, p in state.followers.items()]
             replicas.append(i.ReplicaReport(local.topic, local.partition, local.is_leader(self.registry.spu_id),
-                                            r.hw, r.leo, r.log_start, r.size_bytes(), _REPLICA_CODES[r.state]))
+                                            r.hw, r.leo, r.log_start, r.size_bytes(), _REPLICA_CODES[r.state],
+                                            local.epoch, followers))
         degraded = snap.state in (DirState.FULL, DirState.FAILED) or any(
             x.state is not i.ReplicaStateCode.OK for x in replicas)
         return i.HeartbeatRequest(self.register.spu_id, i.SpuHealth.DEGRADED if degraded else i.SpuHealth.ONLINE,
@@ -70,10 +95,12 @@ class ControlLink:
                                               timeout=5)
         heartbeats: asyncio.Task[None] | None = None
         try:
+            sent = time.monotonic()
             r = await conn.request(i.REGISTER_SPU, i.INTERNAL_VERSION, encode(self.register, 0), timeout=10)
             answer = decode_from(i.RegisterSpuResponse, r, 0)
             if not answer.error_code.ok:
                 raise ProtocolError(f"SC refused registration: {answer.error_message or answer.error_code.describe()}")
+            self.lease_deadline = sent + self.lease_seconds
             logger.info("sc_registered spu=%d sc=%s:%d", self.register.spu_id, self.sc_host, self.sc_port)
             self.connected.set()
             heartbeats = asyncio.ensure_future(self._heartbeats(conn))
@@ -92,7 +119,12 @@ class ControlLink:
 
     async def _heartbeats(self, conn: ClientConnection) -> None:
         while True:
+            self._soon.clear()
             body = encode(self.heartbeat(), 0)
+            sent = time.monotonic()
             await conn.request(i.HEARTBEAT, i.INTERNAL_VERSION, body, timeout=d.SPU_OFFLINE_AFTER_SECONDS * 2)
+            self.lease_deadline = sent + self.lease_seconds
             self.heartbeats_sent += 1
-            await asyncio.sleep(d.HEARTBEAT_INTERVAL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(d.HEARTBEAT_INTERVAL_SECONDS):
+                    await self._soon.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 
 from fluvial import defaults as d
@@ -20,6 +21,7 @@ from fluvial.protocol.codec import OK, Reader, WireError, decode_from, encode
 from fluvial.protocol.frame import API_VERSIONS_KEY, ApiVersionsRequest, ApiVersionsResponse, RequestHeader
 from fluvial.protocol.metadata import CompressionAlgorithm
 from fluvial.spu.control import ControlLink
+from fluvial.spu.follower import Followers
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
 from fluvial.storage.config import FlushKind
@@ -50,6 +52,8 @@ class SpuConfig:
     sc_port: int = d.SC_PRIVATE_PORT
     flush: str | None = None
     reserve_bytes: int | None = None
+    replica_lag_seconds: float = d.REPLICA_LAG_SECONDS
+    lease_seconds: float = d.LEADER_LEASE_SECONDS
 
 
 @dataclass
@@ -73,7 +77,7 @@ class SpuServer(srv.TwoPortServer):
         super().__init__()
         self.config = config
         self.storage = StorageManager(config.data_dir, config.spu_id, reserve_bytes=config.reserve_bytes)
-        self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush)
+        self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush, config.replica_lag_seconds)
         self.storage.guard.add_listener(metrics.count_transition)
         self.storage.add_replica_listener(metrics.count_transition)
         self.public = srv.Service("spu-public", {
@@ -90,18 +94,25 @@ class SpuServer(srv.TwoPortServer):
         self.private = srv.Service("spu-private", {
             API_VERSIONS_KEY: self._api_versions,
             i.PEER_UPDATE_CONSUMER_OFFSET: self._peer_update_consumer_offset,
-        })
+            i.REPLICA_FETCH: self._replica_fetch,
+            i.EPOCH_END_OFFSET: self._epoch_end_offset,
+        }, on_disconnect=self._peer_disconnected)
         self.offsets = ConsumerOffsets(self.registry)
         self.peers: dict[int, i.PeerSpu] = {}
         self.control: ControlLink | None = None
+        self.followers = Followers(self.registry, lambda: self.peers)
+        self.registry.on_role = self.followers.on_role
+        self.registry.on_removed = self.followers.on_removed
 
     async def start(self) -> None:
         cfg = self.config
         await self._listen((cfg.public_host, cfg.public_port), (cfg.private_host, cfg.private_port))
         register = i.RegisterSpuRequest(cfg.spu_id, cfg.public_host, self.public_port, cfg.private_host,
                                         self.private_port, None)
-        self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry, self._set_peers)
+        self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry, self._set_peers,
+                                   lease_seconds=cfg.lease_seconds)
         self._tasks.append(asyncio.ensure_future(self.control.run()))
+        self._tasks.append(asyncio.ensure_future(self._isr_checks()))
         logger.info("spu_started id=%d public=%s:%d private=%s:%d sc=%s:%d data_dir=%s", cfg.spu_id,
                     cfg.public_host, self.public_port, cfg.private_host, self.private_port, cfg.sc_host,
                     cfg.sc_port, self.storage.base_dir)
@@ -110,6 +121,7 @@ class SpuServer(srv.TwoPortServer):
         self.peers = {p.spu_id: p for p in peers}
 
     async def stop(self) -> None:
+        await self.followers.close()
         await self._close_services()
         self.storage.close()
 
@@ -121,25 +133,84 @@ class SpuServer(srv.TwoPortServer):
         await conn.send(h.correlation_id, encode(resp, h.api_version))
 
     async def _produce(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        """Appends happen here, in request order; a ReadCommitted answer waits for the HW in its own task,
+        so later requests on the connection are not held behind it."""
         req = decode_from(sp.ProduceRequest, body, h.api_version)
+        committed = req.isolation is sp.Isolation.READ_COMMITTED
         responses = []
+        waits: list[tuple[sp.PartitionProduceResponse, LocalReplica, int]] = []
         for topic in req.topics:
             parts = []
             for p in topic.partitions:
-                parts.append(await self._produce_partition(topic.name, p))
+                resp, local, upto = await self._produce_partition(topic.name, p, committed)
+                parts.append(resp)
+                if local is not None and upto > local.replica.hw:
+                    waits.append((resp, local, upto))
             responses.append(sp.TopicProduceResponse(topic.name, parts))
-        await conn.send(h.correlation_id, encode(sp.ProduceResponse(responses, 0), h.api_version))
+        answer = sp.ProduceResponse(responses, 0)
+        if not waits:
+            await conn.send(h.correlation_id, encode(answer, h.api_version))
+            return
+        deadline = time.monotonic() + max(0, req.timeout_ms) / 1000
 
-    async def _produce_partition(self, topic: str, p: sp.PartitionProduceData) -> sp.PartitionProduceResponse:
-        local = self.registry.leader(topic, p.partition_index)
+        async def when_committed() -> None:
+            for resp, local, upto in waits:
+                resp.error_code = await self._committed(local, upto, deadline)
+            await conn.send(h.correlation_id, encode(answer, h.api_version))
+
+        conn.spawn(when_committed())
+
+    async def _committed(self, local: LocalReplica, upto: int, deadline: float) -> WireError:
+        """Wait until the HW covers `upto` (the LEO right after the append): OK, RequestTimedOut at the
+        request's timeout, or NotLeader when leadership moved meanwhile (the record may or may not survive:
+        the client retries, the idempotent producer without a duplicate)."""
+        while local.replica.hw < upto:
+            if not local.is_leader(self.config.spu_id) or self.registry.get(local.topic, local.partition) is not local:
+                return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return WireError(ErrorCode.REQUEST_TIMED_OUT)
+            changed = local.appended
+            try:
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+            except TimeoutError:
+                continue
+        return OK
+
+    def _refusal(self, local: LocalReplica | None, committed: bool) -> WireError | None:
+        """Why this SPU must not take a write for the partition now (None: it may)."""
         if local is None:
-            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION), -1,
-                                               -1, -1)
+            return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
+        if local.replicated and (self.control is None or not self.control.lease_valid()):
+            # the SC may already have elected another leader: never acknowledge beside it
+            _errors.warning("produce:lease", "produce_refused reason=lease_expired replica=%s-%d", local.topic,
+                            local.partition)
+            return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
+        if committed and local.leader_state is not None:
+            # the smaller of the leader's own view and the set the SC confirmed
+            isr = local.leader_state.isr
+            confirmed = [r for r in local.assignment.isr if r == self.config.spu_id or r in isr]
+            isr = confirmed if len(confirmed) < len(isr) else isr
+            need = local.assignment.min_in_sync
+            if len(isr) < need:
+                return WireError.of(ErrorCode.OTHER, f"not enough in-sync replicas for {local.topic}-"
+                                    f"{local.partition}: {len(isr)} in sync {isr}, min-in-sync-replicas {need}")
+        return None
+
+    async def _produce_partition(self, topic: str, p: sp.PartitionProduceData,
+                                 committed: bool) -> tuple[sp.PartitionProduceResponse, LocalReplica | None, int]:
+        local = self.registry.leader(topic, p.partition_index)
+        refused = self._refusal(local, committed)
+        if refused is not None:
+            log_start = local.replica.log_start if local is not None else -1
+            return sp.PartitionProduceResponse(p.partition_index, refused, -1, -1, log_start), None, -1
+        assert local is not None
         replica = local.replica
         try:
             batches = b.split_batches(p.records)
             if not batches:
-                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
+                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start), None, -1
             self._check_compression(local, batches)
             if replica.config.flush.kind is FlushKind.FSYNC_EVERY_BATCH:
                 result = await asyncio.to_thread(replica.append_batches, batches)
@@ -150,14 +221,16 @@ class SpuServer(srv.TwoPortServer):
                             "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
             metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
             return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
-                                               replica.log_start)
+                                               replica.log_start), None, -1
         if result.records:
+            local.update_hw()
             local.notify_appended()
             metrics.PRODUCED_RECORDS.inc(result.records)
             metrics.PRODUCED_BYTES.inc(result.bytes)
         if result.duplicate_batches:
             metrics.PRODUCE_DUPLICATES.inc(result.duplicate_batches)
-        return sp.PartitionProduceResponse(p.partition_index, OK, result.base_offset, -1, replica.log_start)
+        resp = sp.PartitionProduceResponse(p.partition_index, OK, result.base_offset, -1, replica.log_start)
+        return resp, (local if committed else None), result.leo
 
     @staticmethod
     def _check_compression(local: LocalReplica, batches: list[memoryview]) -> None:
@@ -171,6 +244,110 @@ class SpuServer(srv.TwoPortServer):
             codec = b.decode_header(one).compression
             if codec > b.MAX_COMPRESSION_CODE or (wanted is not None and codec != wanted):
                 raise UnknownCompression(codec)
+
+    # =============================================================================== replication
+
+    def _leading(self, topic: str, partition: int, follower: int, epoch: int) -> LocalReplica | WireError:
+        """The local leader replica a follower may fetch from, or why not (fencing by epoch)."""
+        local = self.registry.leader(topic, partition)
+        if local is None or local.leader_state is None:
+            return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
+        if epoch != local.epoch or follower not in local.leader_state.followers:
+            return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
+        return local
+
+    async def _epoch_end_offset(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(i.EpochEndOffsetRequest, body, 0)
+        local = self._leading(req.topic, req.partition, req.follower_id, req.leader_epoch)
+        if isinstance(local, WireError):
+            resp = i.EpochEndOffsetResponse(local, -1, -1, -1)
+        else:
+            epoch, end = local.replica.epoch_end(req.epoch)
+            resp = i.EpochEndOffsetResponse(OK, epoch, end, local.replica.log_start)
+        await conn.send(h.correlation_id, encode(resp, 0))
+
+    async def _replica_fetch(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        """A follower's long-poll: answered in its own task (other partitions' fetches on the same
+        connection go on)."""
+        req = decode_from(i.ReplicaFetchRequest, body, 0)
+        followed: set[tuple[str, int, int]] = conn.state.setdefault("followed", set())  # type: ignore[assignment]
+        followed.add((req.topic, req.partition, req.follower_id))
+        conn.spawn(self._answer_fetch(conn, h, req))
+
+    async def _answer_fetch(self, conn: srv.Connection, h: RequestHeader, req: i.ReplicaFetchRequest) -> None:
+        local = self._leading(req.topic, req.partition, req.follower_id, req.leader_epoch)
+        if isinstance(local, WireError):
+            await conn.send(h.correlation_id, encode(i.ReplicaFetchResponse(local, -1, -1, -1, -1, b""), 0))
+            return
+        r = local.replica
+        state = local.leader_state
+        assert state is not None
+        if req.fetch_offset > r.leo:
+            err = WireError(ErrorCode.OFFSET_OUT_OF_RANGE)   # the follower truncates again
+            await conn.send(h.correlation_id, encode(i.ReplicaFetchResponse(err, local.epoch, r.hw, r.leo,
+                                                                            r.log_start, b""), 0))
+            return
+        if state.on_fetch(req.follower_id, req.fetch_offset, r.leo, r.hw, int(req.state), time.monotonic()):
+            self._isr_changed(local, req.follower_id)
+        local.update_hw()
+        deadline = time.monotonic() + min(req.max_wait_ms / 1000, d.REPLICA_FETCH_MAX_WAIT_SECONDS * 4)
+        while True:
+            has_data = req.max_bytes > 0 and req.fetch_offset < r.leo
+            if has_data or r.hw > req.hw or req.fetch_offset < r.log_start:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.registry.leader(req.topic, req.partition) is not local:
+                break
+            changed = local.appended
+            try:
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+            except TimeoutError:
+                break
+        records = b""
+        if req.max_bytes > 0 and r.log_start <= req.fetch_offset < r.leo:
+            try:
+                res = await asyncio.to_thread(r.read, req.fetch_offset, min(req.max_bytes, d.REPLICA_FETCH_MAX_BYTES))
+                records = res.slice.read()
+            except FluvialError as e:
+                err = WireError.from_exception(e)
+                await conn.send(h.correlation_id, encode(i.ReplicaFetchResponse(err, local.epoch, r.hw, r.leo,
+                                                                                r.log_start, b""), 0))
+                return
+        state.on_response(req.follower_id, r.leo, time.monotonic())
+        resp = i.ReplicaFetchResponse(OK, local.epoch, r.hw, r.leo, r.log_start, records)
+        await conn.send(h.correlation_id, encode(resp, 0))
+
+    def _isr_changed(self, local: LocalReplica, follower: int) -> None:
+        state = local.leader_state
+        if state is None:
+            return
+        joined = follower in state.in_sync
+        logger.info("isr_%s replica=%s-%d follower=%d isr=%s", "expand" if joined else "shrink", local.topic,
+                    local.partition, follower, state.isr)
+        if self.control is not None:
+            self.control.report_soon()
+
+    async def _peer_disconnected(self, conn: srv.Connection) -> None:
+        followed: set[tuple[str, int, int]] = conn.state.get("followed", set())  # type: ignore[assignment]
+        for topic, partition, follower in followed:
+            local = self.registry.leader(topic, partition)
+            if local is not None and local.leader_state is not None and local.leader_state.on_disconnect(follower):
+                self._isr_changed(local, follower)
+
+    async def _isr_checks(self) -> None:
+        """Followers that stopped catching up leave the ISR after the lag time (a timer, not a data poll)."""
+        while True:
+            await asyncio.sleep(d.REPLICA_ISR_CHECK_SECONDS)
+            now = time.monotonic()
+            for local in list(self.registry.replicas.values()):
+                state = local.leader_state
+                if state is None or not local.is_leader(self.config.spu_id):
+                    continue
+                before = set(state.in_sync)
+                if state.expire(now):
+                    for gone in before - state.in_sync:
+                        self._isr_changed(local, gone)
 
     # ============================================================================ replica health
 

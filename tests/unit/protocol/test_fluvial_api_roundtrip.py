@@ -1,4 +1,4 @@
-"""fluvial-only API messages (AllocateProducerId, ReplicaHealth): Hypothesis round trips with the shared
+"""fluvial-only API messages (AllocateProducerId, ReplicaHealth, replication admin): Hypothesis round trips with the shared
 field-driven strategies, truncation and garbage decoding, and the keys never being advertised."""
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ MESSAGES = [m for m in all_messages(vars(fa)) if m.__module__ == fa.__name__]
 def test_every_message_is_covered() -> None:
     assert {c.__name__ for c in MESSAGES} == {
         "AllocateProducerIdRequest", "AllocateProducerIdResponse", "ReplicaHealthRequest", "ReplicaHealthResponse",
-        "DataDirHealth", "ReplicaHealth"}
+        "DataDirHealth", "ReplicaHealth", "TopicReplicationSettings", "PartitionReplication",
+        "TopicSettingsRequest", "AdminResponse", "PartitionDetailsRequest", "ReplicaDetail", "PartitionDetail",
+        "PartitionDetailsResponse", "ElectLeaderRequest", "MovePartitionRequest"}
 
 
 @pytest.mark.parametrize("cls", MESSAGES, ids=lambda c: c.__name__)

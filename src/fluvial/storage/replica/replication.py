@@ -115,10 +115,7 @@ class ReplicaReplication(ReplicaAppend):
             target = segments[keep_index]
             removed = self._drop_segments(segments[keep_index + 1:])
             pos = target.find_position(offset) if offset < target.end_offset else target.size
-            if pos < target.size:
-                new_leo = _batch_base_at(target, pos)
-            else:
-                new_leo = min(offset, target.end_offset)
+            new_leo = _batch_base_at(target, pos) if pos < target.size else min(offset, target.end_offset)
             if target is not self._active:
                 # a reader may still hold the sealed segment's handle: it is not closed here (as retention)
                 active = Segment.open_active(self.io, self.directory, target.base, self._index_capacity,
