@@ -7,6 +7,7 @@ client and the replica files themselves."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -315,3 +316,48 @@ def test_stopped_follower_leaves_isr_and_min_in_sync_refuses(cluster3: Cluster) 
     wait_for("both followers back in sync", lambda: all(r.in_sync for r in details(cluster3, topic).replicas),
              cluster3)
     assert asyncio.run(send("d")) == 2
+
+
+def test_cli_settings_describe_elect_and_move(tmp_path: Path) -> None:
+    """`topic create --min-in-sync-replicas`, `partition list` LRS and follower offsets, `partition
+    describe`, leadership back only through `partition elect-leader`, `partition move` onto a 4th SPU."""
+    c = Cluster(tmp_path, spus=4)
+    c.start()
+    try:
+        c.fluvial("topic", "create", "cli", "-r", "3", "--min-in-sync-replicas", "3")
+        bad = c.fluvial("topic", "create", "cli-bad", "-r", "2", "--min-in-sync-replicas", "3", check=False)
+        assert bad.returncode == 1 and "min-in-sync-replicas 3" in bad.stderr
+        c.fluvial("produce", "cli", "--isolation", "ReadCommitted", input="a\nb\nc\n")
+        p = wait_for("all in sync at HW 3", lambda: (p := details(c, "cli")) and p.hw == 3 and
+                     sum(r.in_sync for r in p.replicas) == 3 and p, c)
+        assert p.min_in_sync == 3
+        row = wait_for("follower offsets listed", lambda: next(
+            (r for r in json.loads(c.fluvial("partition", "list", "-O", "json").stdout)
+             if r["topic"] == "cli" and r["lsr"] == 2), None), c)
+        assert sorted(f["leo"] for f in row["followers"]) == [3, 3]
+        table = c.fluvial("partition", "describe", "cli").stdout
+        assert "(leader)" in table and "EPOCH" in table
+        preferred = p.replicas[0].spu_id
+        assert p.leader == preferred
+        c.kill(f"spu-{preferred}")
+        moved = wait_for("new leader", lambda: (q := details(c, "cli")).leader != preferred and q, c)
+        # min-in-sync 3 with one SPU gone: committed produce is refused with a clear text
+        res = c.fluvial("produce", "cli", "--isolation", "ReadCommitted", "--delivery-timeout", "2s",
+                        input="x\n", check=False)
+        assert res.returncode == 1 and "min-in-sync-replicas 3" in res.stderr, res.stderr
+        c.restart_spu(preferred)
+        wait_for("preferred replica back in sync", lambda: all(r.in_sync for r in details(c, "cli").replicas), c)
+        assert details(c, "cli").leader == moved.leader            # no flapping back by itself
+        c.fluvial("partition", "elect-leader", "--topic", "cli")
+        back = wait_for("preferred leader", lambda: (q := details(c, "cli")).leader == preferred and q, c)
+        assert back.leader_epoch == moved.leader_epoch + 1
+        spare = next(s for s in [5001, 5002, 5003, 5004] if s not in [r.spu_id for r in back.replicas])
+        target = [spare, *[r.spu_id for r in back.replicas if r.spu_id != preferred]]
+        c.fluvial("partition", "move", "--topic", "cli", "--replicas", ",".join(map(str, target)))
+        done = wait_for("move done", lambda: (q := details(c, "cli")) and [r.spu_id for r in q.replicas]
+                        == target and all(r.in_sync for r in q.replicas) and q, c)
+        assert done.leader == spare and done.hw == 3
+        consumed = c.fluvial("consume", "cli", "-B", "-d").stdout.split()
+        assert consumed == ["a", "b", "c"]
+    finally:
+        c.stop()

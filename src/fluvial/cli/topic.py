@@ -89,6 +89,12 @@ def create(
         "or any (default: producer's choice).")] = None,
     dry_run: Annotated[bool, typer.Option("-d", "--dry-run", help="Validate the configuration, create nothing.")] = False,
     system: Annotated[bool, typer.Option("-s", "--system", hidden=True, help="Create a system topic.")] = False,
+    min_in_sync_replicas: Annotated[int | None, typer.Option(
+        "--min-in-sync-replicas", metavar="N", help="fluvial: ReadCommitted produce is refused while fewer "
+        "replicas are in sync (default: min(2, replication)).")] = None,
+    unclean_leader_election: Annotated[bool, typer.Option(
+        "--unclean-leader-election", help="fluvial: when no in-sync replica is left, elect any live replica "
+        "(committed records can be lost).")] = False,
     cluster: ClusterOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -99,7 +105,8 @@ def create(
             retention_time=parse_duration(retention_time) if retention_time is not None else None,
             segment_size=parse_size(segment_size) if segment_size is not None else None,
             max_partition_size=parse_size(max_partition_size) if max_partition_size is not None else None,
-            compression=compression_type, system=system, dry_run=dry_run)
+            compression=compression_type, system=system, dry_run=dry_run,
+            min_in_sync_replicas=min_in_sync_replicas, unclean_leader_election=unclean_leader_election)
     with_admin(cluster, profile, lambda admin: admin.create_topic(name, config))
     out.print(f'topic "{name}" created', markup=False)
 

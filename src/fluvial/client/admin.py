@@ -20,6 +20,7 @@ from fluvial import defaults as d
 from fluvial.client.metadata import public_host
 from fluvial.errors import ErrorCode, InvalidConfig, admin_error
 from fluvial.protocol import codec
+from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
 from fluvial.transport.client import ClientConnection
@@ -47,6 +48,8 @@ class TopicConfig:
     compression: str | None = None             # none|gzip|snappy|lz4|zstd|any
     system: bool = False
     dry_run: bool = False                      # validate only, create nothing
+    min_in_sync_replicas: int | None = None    # fluvial-only: None = min(2, replication)
+    unclean_leader_election: bool = False      # fluvial-only: may elect a replica outside the ISR
 
     def __post_init__(self) -> None:
         problem = self.problem()
@@ -64,6 +67,9 @@ class TopicConfig:
         if self.compression is not None and self.compression.lower() not in COMPRESSIONS:
             return (f"unknown compression type {self.compression!r} "
                     f"(one of {', '.join(sorted(COMPRESSIONS))})")
+        if self.min_in_sync_replicas is not None and not 1 <= self.min_in_sync_replicas <= max(1, self.replication):
+            return (f"min-in-sync-replicas {self.min_in_sync_replicas} must be between 1 and the replication "
+                    f"factor {self.replication}")
         return None
 
     def to_spec(self) -> md.TopicSpec:
@@ -261,6 +267,44 @@ class Admin:
         if timeout is None:
             timeout = max(self.timeout, d.TOPIC_WAIT_SECONDS + CREATE_TIMEOUT_MARGIN_SECONDS)
         await self._status_call(scp.ScApiKey.CREATE, "Topic", req, name, timeout)
+        if not config.dry_run and (config.min_in_sync_replicas is not None or config.unclean_leader_election):
+            await self.set_replication_settings(name, config.min_in_sync_replicas, config.unclean_leader_election)
+
+    # ---------------------------------------------------------------- replication (fluvial-only APIs)
+
+    async def _fluvial_call(self, key: int, msg: Any, name: str, timeout: float | None = None) -> codec.Reader:
+        return await self._conn.request(key, fa.FLUVIAL_API_VERSION, codec.encode(msg, fa.FLUVIAL_API_VERSION),
+                                        timeout=self.timeout if timeout is None else timeout)
+
+    async def _admin_call(self, key: int, msg: Any, name: str, kind: str) -> None:
+        r = await self._fluvial_call(key, msg, name)
+        resp = codec.decode(fa.AdminResponse, r.take(r.remaining()), fa.FLUVIAL_API_VERSION)
+        if not resp.error_code.ok:
+            raise admin_error(resp.error_code.code, name, resp.message or _payload_text(resp.error_code), kind=kind)
+
+    async def set_replication_settings(self, topic: str, min_in_sync: int | None = None,
+                                       unclean_leader_election: bool = False) -> None:
+        """fluvial-only topic settings: min in-sync replicas (None: min(2, rf)), unclean leader election."""
+        settings = fa.TopicReplicationSettings(-1 if min_in_sync is None else min_in_sync, unclean_leader_election)
+        await self._admin_call(fa.TOPIC_SETTINGS, fa.TopicSettingsRequest(topic, settings), topic, "topic")
+
+    async def partition_details(self, topic: str | None = None) -> list[fa.PartitionDetail]:
+        """Leader, epoch, ISR and per-replica LEO/lag of a topic's partitions (every non-system topic's)."""
+        r = await self._fluvial_call(fa.PARTITION_DETAILS, fa.PartitionDetailsRequest(topic), topic or "")
+        resp = codec.decode(fa.PartitionDetailsResponse, r.take(r.remaining()), fa.FLUVIAL_API_VERSION)
+        if not resp.error_code.ok:
+            raise admin_error(resp.error_code.code, topic or "", f'topic "{topic}" not found')
+        return list(resp.partitions)
+
+    async def elect_leader(self, topic: str, partition: int, spu: int | None = None) -> None:
+        """Move leadership to the preferred replica (first of the list) or to `spu`, if it is in sync."""
+        await self._admin_call(fa.ELECT_LEADER, fa.ElectLeaderRequest(topic, partition, -1 if spu is None else spu),
+                               f"{topic}-{partition}", "partition")
+
+    async def move_partition(self, topic: str, partition: int, replicas: list[int]) -> None:
+        """Re-replicate a partition onto `replicas` (new followers catch up, then the old ones go)."""
+        await self._admin_call(fa.MOVE_PARTITION, fa.MovePartitionRequest(topic, partition, list(replicas)),
+                               f"{topic}-{partition}", "partition")
 
     async def delete_topic(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:
         """Delete topic `name` (TopicNotFound if there is none). `force` is needed for system topics."""

@@ -250,20 +250,18 @@ class ReplicationController:
 
     def _maybe_finish_move(self, pname: str) -> None:
         """Once every replica of the target set is in sync: the target becomes the replica set; a leader
-        outside it hands over to the most caught-up in-sync member of the target."""
+        outside it hands over to the first (preferred) member of the target."""
         st = self.replication(pname)
         target = list(st.target_replicas)
         if not target or not set(target) <= set(st.isr):
             return
         meta = self.partitions.get(pname)
-        view = self.view(pname)
         epoch = st.leader_epoch
         leader = meta.spec.leader
-        if leader not in target:
-            ranked = sorted(target, key=lambda s: (-view.leos.get(s, -1), target.index(s)))
-            leader, epoch = ranked[0], epoch + 1
+        if leader not in target:        # every target member is in sync: the preferred one leads
+            leader, epoch = target[0], epoch + 1
         isr = [leader, *(r for r in st.isr if r in target and r != leader)]
-        meta.spec.replicas = [leader, *(r for r in target if r != leader)] if leader != target[0] else target
+        meta.spec.replicas = target
         if leader != meta.spec.leader:
             logger.warning("leader_elected partition=%s leader=%d was=%d epoch=%d reason=move", pname, leader,
                            meta.spec.leader, epoch)
