@@ -44,12 +44,17 @@ SC_HELP = {
     "fluvial_sc_data_dir_free_bytes": "Free bytes of each SPU data dir, from its last heartbeat",
     "fluvial_sc_data_dir_reserve_bytes": "The reserve R of each SPU data dir (writes are refused below it)",
     "fluvial_sc_data_dir_state": "1 for the current space state (ok, low, full, failed) of each SPU data dir",
+    "fluvial_sc_under_replicated_partitions": "Partitions whose in-sync set is smaller than their replica set",
+    "fluvial_sc_partition_isr_size": "In-sync replicas (leader included) of each replicated partition",
+    "fluvial_sc_partition_leader_epoch": "Leader epoch of each replicated partition",
+    "fluvial_sc_follower_lag_records": "Leader LEO minus the follower's LEO, from the SPUs' last reports",
 }
 
 
 def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[Any],
-               sessions: Iterable[Any]) -> list[Sample]:
-    """Pure: the SC's gauges from its metadata objects and the SPUs' last heartbeats."""
+               sessions: Iterable[Any], replication: Iterable[Any] = ()) -> list[Sample]:
+    """Pure: the SC's gauges from its metadata objects, the SPUs' last heartbeats and the partitions'
+    replication details (`fluvial_api.PartitionDetail`)."""
     out = [Sample("fluvial_sc_topics", (), float(sum(1 for t in topics if not t.spec.system)))]
     by_resolution: dict[str, int] = {}
     for p in partitions:
@@ -67,6 +72,19 @@ def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[
             out.append(Sample("fluvial_sc_data_dir_free_bytes", labels, float(dr.free_bytes)))
             out.append(Sample("fluvial_sc_data_dir_reserve_bytes", labels, float(dr.reserve_bytes)))
             out.append(Sample("fluvial_sc_data_dir_state", (*labels, ("state", dr.state.name.lower())), 1.0))
+    under = 0
+    for p in replication:
+        if len(p.replicas) < 2:
+            continue
+        part = (("partition", f"{p.topic}-{p.partition}"),)
+        in_sync = sum(1 for r in p.replicas if r.in_sync)
+        under += in_sync < len(p.replicas)
+        out.append(Sample("fluvial_sc_partition_isr_size", part, float(in_sync)))
+        out.append(Sample("fluvial_sc_partition_leader_epoch", part, float(p.leader_epoch)))
+        for r in p.replicas:
+            if r.spu_id != p.leader and r.lag >= 0:
+                out.append(Sample("fluvial_sc_follower_lag_records", (*part, ("spu", str(r.spu_id))), float(r.lag)))
+    out.append(Sample("fluvial_sc_under_replicated_partitions", (), float(under)))
     return out
 
 
@@ -78,8 +96,9 @@ class ScCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         sc = self.server
+        names = list(sc.partitions.objects)
         samples = sc_samples(list(sc.topics.values()), list(sc.partitions.values()), list(sc.spus.values()),
-                             list(sc.sessions.values()))
+                             list(sc.sessions.values()), [sc.replication.details(n) for n in names])
         families: dict[str, GaugeMetricFamily] = {}
         for s in samples:
             fam = families.get(s.name)

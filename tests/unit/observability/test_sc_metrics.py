@@ -16,7 +16,26 @@ from fluvial.spu.server import SpuConfig, SpuServer
 
 def test_samples_of_an_empty_sc() -> None:
     samples = sc_samples([], [], [], [])
-    assert [(s.name, s.value) for s in samples] == [("fluvial_sc_topics", 0.0)]
+    assert [(s.name, s.value) for s in samples] == [("fluvial_sc_topics", 0.0),
+                                                    ("fluvial_sc_under_replicated_partitions", 0.0)]
+
+
+def test_replication_samples() -> None:
+    from fluvial.protocol import fluvial_api as fa
+
+    def rep(spu: int, in_sync: bool, lag: int) -> fa.ReplicaDetail:
+        return fa.ReplicaDetail(spu, True, in_sync, 100 - lag, lag, "ok")
+
+    parts = [fa.PartitionDetail("t", 0, 1, 3, "ONLINE", 90, 100, 2, False, [rep(1, True, 0), rep(2, True, 0),
+                                                                          rep(3, False, 40)]),
+             fa.PartitionDetail("t", 1, 2, 0, "ONLINE", 5, 5, 2, False, [rep(2, True, 0), rep(1, True, 0)]),
+             fa.PartitionDetail("single", 0, 1, 0, "ONLINE", 5, 5, 1, False, [rep(1, True, 0)])]
+    got = {(s.name, s.labels): s.value for s in sc_samples([], [], [], [], parts)}
+    assert got[("fluvial_sc_under_replicated_partitions", ())] == 1
+    assert got[("fluvial_sc_partition_isr_size", (("partition", "t-0"),))] == 2
+    assert got[("fluvial_sc_partition_leader_epoch", (("partition", "t-0"),))] == 3
+    assert got[("fluvial_sc_follower_lag_records", (("partition", "t-0"), ("spu", "3")))] == 40
+    assert ("fluvial_sc_partition_isr_size", (("partition", "single-0"),)) not in got
 
 
 def test_data_dir_samples_from_heartbeats() -> None:
