@@ -44,12 +44,14 @@ SC_HELP = {
     "fluvial_sc_data_dir_free_bytes": "Free bytes of each SPU data dir, from its last heartbeat",
     "fluvial_sc_data_dir_reserve_bytes": "The reserve R of each SPU data dir (writes are refused below it)",
     "fluvial_sc_data_dir_state": "1 for the current space state (ok, low, full, failed) of each SPU data dir",
+    "fluvial_sc_watchers": "Open Watch streams per metadata registry (Topic, Partition, SPU)",
 }
 
 
 def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[Any],
-               sessions: Iterable[Any]) -> list[Sample]:
-    """Pure: the SC's gauges from its metadata objects and the SPUs' last heartbeats."""
+               sessions: Iterable[Any], watchers: dict[str, int] | None = None) -> list[Sample]:
+    """Pure: the SC's gauges from its metadata objects, the SPUs' last heartbeats and the open watchers
+    per registry."""
     out = [Sample("fluvial_sc_topics", (), float(sum(1 for t in topics if not t.spec.system)))]
     by_resolution: dict[str, int] = {}
     for p in partitions:
@@ -67,6 +69,7 @@ def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[
             out.append(Sample("fluvial_sc_data_dir_free_bytes", labels, float(dr.free_bytes)))
             out.append(Sample("fluvial_sc_data_dir_reserve_bytes", labels, float(dr.reserve_bytes)))
             out.append(Sample("fluvial_sc_data_dir_state", (*labels, ("state", dr.state.name.lower())), 1.0))
+    out += [Sample("fluvial_sc_watchers", (("registry", k),), float(v)) for k, v in sorted((watchers or {}).items())]
     return out
 
 
@@ -79,7 +82,8 @@ class ScCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         sc = self.server
         samples = sc_samples(list(sc.topics.values()), list(sc.partitions.values()), list(sc.spus.values()),
-                             list(sc.sessions.values()))
+                             list(sc.sessions.values()),
+                             {label: store.watcher_count for label, store in sc.stores.items()})
         families: dict[str, GaugeMetricFamily] = {}
         for s in samples:
             fam = families.get(s.name)

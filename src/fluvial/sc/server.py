@@ -201,10 +201,12 @@ class ScServer(srv.TwoPortServer):
         label, _req = self._typed(h, body)
         store = self.stores[label]
         obj = scp.object_type(label)
-        watcher, epoch, snapshot = store.watch()
         version = h.api_version
 
         async def stream() -> None:
+            # Registered inside the task, with nothing awaited before the `try`: a task cancelled before
+            # it starts (a connection closed at once) registers nothing, every other path unregisters.
+            watcher, epoch, snapshot = store.watch()
             try:
                 full = obj.metadata_update(epoch, [], [_for_version(label, m, version) for m in snapshot])
                 await conn.send(h.correlation_id, scp.encode_typed(label, full, version))

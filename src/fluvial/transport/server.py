@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -70,9 +71,14 @@ class Connection:
                 _bad_peer_log.warning(f"{self.name}:stream", "stream_failed service=%s peer=%s error=%s",
                                       self.name, self.peer, e)
 
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if task.cancelled() and inspect.iscoroutine(coro):
+                coro.close()         # cancelled before it started: its body (and its finally) never ran
+
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(done)
         return task
 
     async def close(self) -> None:
