@@ -104,6 +104,7 @@ PRODUCER_BUFFER_BYTES = 64 * MIB                  # records buffered or in fligh
 PRODUCER_REQUEST_MAX_BYTES = 8 * MIB              # batches of one partition packed into one produce request
 PRODUCER_RECORD_OVERHEAD_BYTES = 12               # estimate of a record's framing in a batch (varints, flags)
 CLIENT_HEALTH_TIMEOUT_SECONDS = 5.0               # asking an SPU for the details behind a storage error
+CLIENT_CLOSE_TIMEOUT_SECONDS = 5.0                # closing a stream, producer or client waits this long for its tasks
 CLIENT_LOOP_STOP_SECONDS = 5.0                    # sync facade: waiting for its event-loop thread to end
 CLI_PRODUCE_READ_BYTES = 4 * MIB                  # `fluvial produce` reads piped input in chunks of about this
 CONSUMER_QUEUE_FRAMES = 4                         # multi-partition consumer: frames buffered per partition

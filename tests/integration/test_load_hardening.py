@@ -3,14 +3,19 @@ leaked watchers in the SC's metrics, a server that stays online, log lines count
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import socket
 from pathlib import Path
 
 from fluvial import defaults as d
+from fluvial.client.admin import TopicConfig
+from fluvial.client.connect import Fluvial
+from fluvial.client.consumer import Offset
 from fluvial.protocol import sc as scp
 from fluvial.protocol.frame import RequestHeader, encode_request
 
-from .procs import Sc, running, wait_until
+from .procs import Sc, Spu, running, wait_until
 
 WATCH_CONNECTIONS = 2000
 
@@ -43,3 +48,41 @@ def test_watch_requests_closed_at_once_leave_no_watcher(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", sc.port)) as s:   # the SC still serves Watch
             s.sendall(frames[2])
             assert s.recv(4)
+
+
+# ------------------------------------------------------------------------------ client close never hangs
+
+STREAMS = 1000
+CLOSE_GUARD_SECONDS = 30.0       # a hang guard, far above any close's own timeout
+
+
+def test_streams_closed_right_after_creation_never_hang(tmp_path: Path) -> None:
+    sc = Sc(tmp_path)
+    spu = Spu(tmp_path, sc)
+
+    async def main() -> list[dict[str, object]]:
+        unhandled: list[dict[str, object]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: unhandled.append(ctx))
+        client = await Fluvial.connect(sc.addr)
+        async with await client.admin() as admin:
+            await admin.create_topic("close-many", TopicConfig(partitions=2))
+        async with await client.topic_producer("close-many") as producer:
+            await (await producer.send(None, "one"))
+        consumer = await client.consumer("close-many")
+        for n in range(STREAMS):
+            s = await consumer.stream(Offset.end() if n % 2 else Offset.beginning())
+            for _ in range(n % 4):             # closed right away, or after 1-3 loop iterations
+                await asyncio.sleep(0)
+            async with asyncio.timeout(CLOSE_GUARD_SECONDS):
+                await s.close()
+        producer = await client.topic_producer("close-many")
+        await producer.send(None, "two")
+        async with asyncio.timeout(CLOSE_GUARD_SECONDS):
+            await producer.close()
+            await client.close()
+        gc.collect()
+        await asyncio.sleep(0)
+        return unhandled
+
+    with running(sc, spu):
+        assert asyncio.run(main()) == []

@@ -31,6 +31,7 @@ from .batchcodec import encode_batch, restamp
 from .health import explain
 from .partitioner import Partitioner, partition_for_key
 from .retry import RetryState, WarningGate
+from .tasks import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +464,8 @@ class TopicProducer:
             return
         done = asyncio.gather(*(asyncio.shield(f) for f in waiters), return_exceptions=True)
         try:
-            await asyncio.wait_for(done, timeout or self.config.delivery_timeout_seconds + 1)
+            async with asyncio.timeout(timeout or self.config.delivery_timeout_seconds + 1):
+                await done
         except TimeoutError:
             raise ServerError(ErrorCode.REQUEST_TIMED_OUT, "flush timed out") from None
 
@@ -480,9 +482,7 @@ class TopicProducer:
         finally:
             self._closed = True
             senders = [st.sender for st in self._parts.values() if st.sender is not None]
-            for task in senders:
-                task.cancel()
-            await asyncio.gather(*senders, return_exceptions=True)
+            await stop_tasks(senders, d.CLIENT_CLOSE_TIMEOUT_SECONDS, f"producer of {self.topic}")
             for fut in list(self._unfinished):          # queued or in flight: nobody waits forever
                 if not fut.done():
                     fut.set_exception(ProducerClosed("producer closed before delivery"))
