@@ -102,6 +102,7 @@ PRODUCER_BATCH_BYTES = 16 * KIB                   # Fluvio's default batch_size
 PRODUCER_LINGER_SECONDS = 0.1                     # Fluvio's default linger (100 ms)
 PRODUCER_BUFFER_BYTES = 64 * MIB                  # records buffered or in flight; send() waits above this
 PRODUCER_REQUEST_MAX_BYTES = 8 * MIB              # batches of one partition packed into one produce request
+PRODUCE_REQUEST_HEADROOM_BYTES = 64 * KIB         # a produce frame's room for its header, topic name and entries
 PRODUCER_RECORD_OVERHEAD_BYTES = 12               # estimate of a record's framing in a batch (varints, flags)
 CLIENT_HEALTH_TIMEOUT_SECONDS = 5.0               # asking an SPU for the details behind a storage error
 CLIENT_CLOSE_TIMEOUT_SECONDS = 5.0                # closing a stream, producer or client waits this long for its tasks

@@ -8,10 +8,14 @@ import gc
 import socket
 from pathlib import Path
 
+import pytest
+
 from fluvial import defaults as d
 from fluvial.client.admin import TopicConfig
 from fluvial.client.connect import Fluvial
 from fluvial.client.consumer import Offset
+from fluvial.client.producer import ProducerConfig
+from fluvial.errors import ErrorCode, RecordTooLarge
 from fluvial.protocol import sc as scp
 from fluvial.protocol.frame import RequestHeader, encode_request
 
@@ -86,3 +90,53 @@ def test_streams_closed_right_after_creation_never_hang(tmp_path: Path) -> None:
 
     with running(sc, spu):
         assert asyncio.run(main()) == []
+
+
+# ------------------------------------------------------------------------- records over the size limits
+
+
+def test_a_record_over_the_limits_is_refused_at_once_and_the_connection_keeps_serving(tmp_path: Path) -> None:
+    sc = Sc(tmp_path)
+    spu = Spu(tmp_path, sc)
+
+    async def main() -> None:
+        client = await Fluvial.connect(sc.addr)
+        try:
+            async with await client.admin() as admin:
+                await admin.create_topic("big", TopicConfig(partitions=1))
+            consumer = await client.consumer("big")
+            stream = await consumer.stream(Offset.beginning())
+            producer = await client.topic_producer("big")
+            await (await producer.send(None, "before"))
+            conn = client.spus._conns[spu.spu_id]
+            for size in (65 * d.MIB, 40 * d.MIB, d.BATCH_MAX_BYTES):
+                with pytest.raises(RecordTooLarge) as e:
+                    await producer.send(None, b"x" * size)        # refused by send() itself, before any I/O
+                assert e.value.code is ErrorCode.MESSAGE_TOO_LARGE and not e.value.retry.retriable
+                assert str(size) in str(e.value) and str(e.value.limit) in str(e.value)
+            with pytest.raises(RecordTooLarge):
+                await producer.send_all([b"small", b"y" * (65 * d.MIB)])
+            await (await producer.send(None, "after"))
+            fits = await producer.send(None, b"z" * (8 * d.MIB))   # a large record that fits still goes
+            await fits
+            assert client.spus._conns[spu.spu_id] is conn and not conn.closed
+            got = []
+            async with asyncio.timeout(CLOSE_GUARD_SECONDS):
+                async for r in stream:
+                    got.append(r.value[:6])
+                    if len(got) == 3:
+                        break
+            assert got == [b"before", b"after", b"z" * 6]
+            await stream.close()
+            await producer.close()
+            small = await client.topic_producer("big", ProducerConfig(max_batch_bytes=4096))
+            out = await small.send_all([b"%04d" % i + b"v" * 996 for i in range(40)])
+            assert [m.offset for m in await out] == list(range(3, 43))     # batches cut to fit the limit
+            with pytest.raises(RecordTooLarge):
+                await small.send(None, b"w" * 4096)
+            await small.close()
+        finally:
+            await client.close()
+
+    with running(sc, spu):
+        asyncio.run(main())
