@@ -87,7 +87,7 @@ class Proc:
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample's value (0 when absent)."""
-        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))     # the exposition sorts them
         line = f"{name}{{{want}}} " if want else f"{name} "
         for row in self.metrics_text().splitlines():
             if row.startswith(line):

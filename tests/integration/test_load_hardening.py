@@ -4,6 +4,7 @@ leaked watchers in the SC's metrics, a server that stays online, log lines count
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 from pathlib import Path
@@ -13,11 +14,13 @@ import pytest
 from fluvial import defaults as d
 from fluvial.client.admin import TopicConfig
 from fluvial.client.connect import Fluvial
-from fluvial.client.consumer import Offset
+from fluvial.client.consumer import ConsumerConfig, Offset
 from fluvial.client.producer import ProducerConfig
 from fluvial.errors import ErrorCode, RecordTooLarge
 from fluvial.protocol import sc as scp
-from fluvial.protocol.frame import RequestHeader, encode_request
+from fluvial.protocol import spu as sp
+from fluvial.protocol.codec import encode
+from fluvial.protocol.frame import API_VERSIONS_KEY, RequestHeader, encode_request
 
 from .procs import Sc, Spu, running, wait_until
 
@@ -140,3 +143,113 @@ def test_a_record_over_the_limits_is_refused_at_once_and_the_connection_keeps_se
 
     with running(sc, spu):
         asyncio.run(main())
+
+
+# ------------------------------------------------------------- one StreamFetch cannot take an SPU down
+
+PARTITION_MIB = 48
+WRITE_TIMEOUT_SECONDS = 2.0
+
+
+def _stream_fetch_frame(topic: str, max_bytes: int) -> bytes:
+    v = d.SPU_API_VERSION
+    req = sp.StreamFetchRequest(topic, 0, 0, max_bytes, sp.Isolation.READ_UNCOMMITTED, b"", None, None, [], None)
+    return encode_request(RequestHeader(sp.SpuApiKey.STREAM_FETCH, v, 1, "stalled-reader"), encode(req, v))
+
+
+def test_huge_max_bytes_to_a_stalled_reader_keeps_the_spu_bounded_and_online(tmp_path: Path) -> None:
+    sc = Sc(tmp_path)
+    spu = Spu(tmp_path, sc, "--write-timeout", str(WRITE_TIMEOUT_SECONDS))
+
+    async def fill() -> None:
+        async with await Fluvial.connect(sc.addr) as client:
+            async with await client.admin() as admin:
+                await admin.create_topic("huge", TopicConfig(partitions=1))
+            async with await client.topic_producer("huge") as producer:
+                for i in range(PARTITION_MIB):
+                    await producer.send(None, bytes([i]) * (d.MIB - 100))
+                await producer.flush()
+
+    async def read_all() -> int:
+        async with await Fluvial.connect(sc.addr) as client:
+            consumer = await client.consumer("huge")
+            async with await consumer.stream(Offset.beginning(), ConsumerConfig(disable_continuous=True)) as s:
+                return sum([1 async for _r in s])
+
+    with running(sc, spu):
+        asyncio.run(fill())
+        peak_before = spu.rss_peak_bytes()
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", spu.port))
+        stalled.sendall(_stream_fetch_frame("huge", 2**31 - 1))     # ... and never reads
+        wait_until(lambda: spu.count("write_timeout") == 1, "the stalled reader disconnected")
+        grown = spu.rss_peak_bytes() - peak_before
+        assert grown < 16 * d.MIB, f"SPU peak RSS grew by {grown / d.MIB:.1f} MiB"
+        assert spu.online()                                          # heartbeats went on all along
+        assert spu.metric("fluvial_connections_closed_total", service="spu-public", reason="write_timeout") == 1
+        stalled.settimeout(CLOSE_GUARD_SECONDS)
+        with contextlib.suppress(ConnectionResetError):              # what was in flight, then the end
+            while stalled.recv(1 << 20):
+                pass
+        stalled.close()
+        assert asyncio.run(read_all()) == PARTITION_MIB              # and it serves everyone else
+        assert spu.count("write_timeout") == 1 and spu.count("Traceback") == 0
+
+
+# ---------------------------------------------------------------------------------- connection limits
+
+
+def _ended(s: socket.socket) -> bool:
+    """Whether the server closed `s` (blocks up to the socket's timeout for the answer)."""
+    try:
+        while True:
+            if not s.recv(1 << 16):
+                return True
+    except ConnectionResetError:
+        return True
+
+
+def _watching(sc: Sc, label: str = "SPU") -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", sc.port))
+    s.sendall(_watch_frame(label))
+    assert s.recv(4)                            # served: its full sync arrives
+    return s
+
+
+def test_connections_over_the_process_limit_are_refused_at_once(tmp_path: Path) -> None:
+    sc = Sc(tmp_path, "--max-connections", "3")
+    with running(sc):
+        held = [_watching(sc) for _ in range(3)]
+        extra = socket.create_connection(("127.0.0.1", sc.port))
+        extra.settimeout(CLOSE_GUARD_SECONDS)
+        assert _ended(extra)
+        assert sc.metric("fluvial_connections_refused_total", service="sc-public") == 1
+        assert sc.metric("fluvial_connections_open", service="sc-public") == 3
+        held.pop().close()
+        wait_until(lambda: sc.metric("fluvial_connections_open", service="sc-public") == 2, "a slot freed")
+        held.append(_watching(sc))              # a freed slot is taken again
+        for s in held:
+            s.close()
+        assert sc.count("connection_refused") == 1
+
+
+def test_idle_connections_are_closed_and_streams_are_not(tmp_path: Path) -> None:
+    sc = Sc(tmp_path, "--idle-timeout", "1")
+    with running(sc):
+        streaming = _watching(sc)
+        silent = socket.create_connection(("127.0.0.1", sc.port))                  # never asks anything
+        asked = socket.create_connection(("127.0.0.1", sc.port))                   # asks once, then idles
+        asked.sendall(encode_request(RequestHeader(API_VERSIONS_KEY, 0, 1, "idle-test"), b""))
+        for s in (silent, asked):
+            s.settimeout(CLOSE_GUARD_SECONDS)
+            assert _ended(s)
+        # the Watch stream is not idle: still open (nothing to read, no end) after both were closed
+        streaming.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while streaming.recv(1 << 16):
+                pass
+        with pytest.raises(BlockingIOError):
+            streaming.recv(1)
+        assert sc.metric("fluvial_connections_closed_total", reason="idle", service="sc-public") == 2
+        streaming.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -20,6 +20,11 @@ PRODUCE_ERRORS = Counter("fluvial_produce_errors_total", "Produce partition entr
                          ["code"])
 PRODUCE_DUPLICATES = Counter("fluvial_produce_duplicate_batches_total",
                              "Exact retries of an idempotent producer's batches: acknowledged, not written again")
+CONNECTIONS_OPEN = Gauge("fluvial_connections_open", "Accepted connections now open", ["service"])
+CONNECTIONS_REFUSED = Counter("fluvial_connections_refused_total",
+                              "Connections refused at once: the process was at its connection limit", ["service"])
+CONNECTIONS_CLOSED = Counter("fluvial_connections_closed_total",
+                             "Connections the server closed on its own (idle, write_timeout)", ["service", "reason"])
 
 
 def count_transition(t: Transition) -> None:

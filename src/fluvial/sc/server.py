@@ -60,6 +60,7 @@ class ScConfig:
     metadata_url: str | None = None
     spu_offline_after_seconds: float = d.SPU_OFFLINE_AFTER_SECONDS
     topic_wait_seconds: float = float(os.environ.get("FLV_TOPIC_WAIT", d.TOPIC_WAIT_SECONDS))
+    limits: srv.ConnectionLimits = field(default_factory=srv.ConnectionLimits)
 
 
 class ScServer(srv.TwoPortServer):

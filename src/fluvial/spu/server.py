@@ -50,6 +50,7 @@ class SpuConfig:
     sc_port: int = d.SC_PRIVATE_PORT
     flush: str | None = None
     reserve_bytes: int | None = None
+    limits: srv.ConnectionLimits = field(default_factory=srv.ConnectionLimits)
 
 
 @dataclass
@@ -233,7 +234,7 @@ class SpuServer(srv.TwoPortServer):
         offset = req.fetch_offset
         isolation = (StorageIsolation.READ_COMMITTED if req.isolation is sp.Isolation.READ_COMMITTED
                      else StorageIsolation.READ_UNCOMMITTED)
-        max_bytes = max(1, req.max_bytes)
+        max_bytes = min(max(1, req.max_bytes), d.STREAM_FETCH_FRAME_MAX_BYTES)   # a frame the client can take
         while True:
             local = self.registry.leader(req.topic, req.partition)
             if local is None:
