@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import re
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +256,39 @@ def test_idle_connections_are_closed_and_streams_are_not(tmp_path: Path) -> None
             streaming.recv(1)
         assert sc.metric("fluvial_connections_closed_total", reason="idle", service="sc-public") == 2
         streaming.close()
+
+
+# ---------------------------------------------------------------------------------------- log noise
+
+
+def test_log_lines_one_per_outage_no_traceback_and_producer_ids_at_debug(tmp_path: Path) -> None:
+    sc = Sc(tmp_path)
+    spu = Spu(tmp_path, sc)
+
+    async def producers(n: int) -> None:
+        async with await Fluvial.connect(sc.addr) as client:
+            async with await client.admin() as admin:
+                await admin.create_topic("quiet", TopicConfig(partitions=1))
+            for _ in range(n):
+                await (await client.topic_producer("quiet")).close()
+
+    with running(sc, spu):
+        asyncio.run(producers(20))
+        assert sc.count("producer_id_allocated") == 0                 # DEBUG now; counted instead
+        assert sc.metric("fluvial_sc_producer_ids_allocated_total") == 20
+        # one heartbeat fails (the SC hangs longer than the heartbeat timeout), then the SC comes back
+        sc.signal(signal.SIGSTOP)
+        wait_until(lambda: spu.count("sc_link_down") == 1, "the SPU noticed the hung SC", CLOSE_GUARD_SECONDS)
+        sc.signal(signal.SIGCONT)
+        wait_until(lambda: spu.count("sc_link_up") == 1, "the SPU back with the SC", CLOSE_GUARD_SECONDS)
+        # an outage long enough for several reconnect attempts
+        sc.stop()
+        wait_until(lambda: spu.count("sc_link_down") == 2, "the SPU noticed the SC gone", CLOSE_GUARD_SECONDS)
+        time.sleep(3.0)                         # an outage of several reconnect attempts (0.1 s, 0.2 s, ...)
+        sc.start()
+        spu.wait_online()
+        wait_until(lambda: spu.count("sc_link_up") == 2, "the SPU back after the outage", CLOSE_GUARD_SECONDS)
+        log = spu.log()
+        assert spu.count("sc_link_down") == 2 and spu.count("sc_link_up") == 2, log
+        assert re.search(r"sc_link_up .*outage_seconds=\d", log), log
+        assert "Traceback" not in log and "never retrieved" not in log, log

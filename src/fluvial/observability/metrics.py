@@ -20,6 +20,7 @@ PRODUCE_ERRORS = Counter("fluvial_produce_errors_total", "Produce partition entr
                          ["code"])
 PRODUCE_DUPLICATES = Counter("fluvial_produce_duplicate_batches_total",
                              "Exact retries of an idempotent producer's batches: acknowledged, not written again")
+PRODUCER_IDS_ALLOCATED = Counter("fluvial_sc_producer_ids_allocated", "Producer ids the SC handed out")
 CONNECTIONS_OPEN = Gauge("fluvial_connections_open", "Accepted connections now open", ["service"])
 CONNECTIONS_REFUSED = Counter("fluvial_connections_refused_total",
                               "Connections refused at once: the process was at its connection limit", ["service"])

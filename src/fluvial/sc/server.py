@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, ProtocolError
+from fluvial.observability import metrics
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
 from fluvial.protocol import metadata as md
@@ -120,7 +121,8 @@ class ScServer(srv.TwoPortServer):
     async def _allocate_producer_id(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(fa.AllocateProducerIdRequest, body, fa.FLUVIAL_API_VERSION)
         producer_id = await asyncio.to_thread(self.backend.increment, PRODUCER_ID_COUNTER)
-        logger.info("producer_id_allocated producer_id=%d client_id=%s", producer_id, req.client_id or h.client_id)
+        logger.debug("producer_id_allocated producer_id=%d client_id=%s", producer_id, req.client_id or h.client_id)
+        metrics.PRODUCER_IDS_ALLOCATED.inc()            # one per producer: counted, not logged at INFO
         resp = fa.AllocateProducerIdResponse(OK, producer_id, 0)
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
 
