@@ -62,12 +62,17 @@ class Proc:
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
+    ready_line = ""                              # logged once the process listens
+
     def start(self) -> Proc:
+        started = self.count(self.ready_line) if self.ready_line else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen([*FLUVIAL, *self.args, "--metrics-addr", f"127.0.0.1:{self.metrics_port}"],
                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         wait_until(lambda: self.metrics_text(), f"{self.name} metrics endpoint", START_TIMEOUT_SECONDS)
+        if self.ready_line:
+            wait_until(lambda: self.count(self.ready_line) > started, f"{self.name} listening", START_TIMEOUT_SECONDS)
         return self
 
     @property
@@ -119,6 +124,8 @@ class Proc:
 
 
 class Sc(Proc):
+    ready_line = "sc_started"
+
     def __init__(self, root: Path, *extra: str) -> None:
         self.port = free_pair()
         super().__init__("sc", ["run", "sc", "--data-dir", str(root / "sc"), "--public-addr",
@@ -130,6 +137,8 @@ class Sc(Proc):
 
 
 class Spu(Proc):
+    ready_line = "spu_started"
+
     def __init__(self, root: Path, sc: Sc, *extra: str, spu_id: int = 5001) -> None:
         self.spu_id = spu_id
         self.port = free_pair()
