@@ -62,7 +62,11 @@ PLATFORM_VERSION = "0.17.3"                       # semver the SC reports (the c
 SC_OBJECT_VERSION = 19                            # SC public APIs (Create/Delete/List/Watch/Update)
 SPU_API_VERSION = 24                              # SPU public APIs
 FRAME_READ_TIMEOUT_SECONDS = 30.0                 # a frame whose size arrived must complete within this
-CONNECTION_WRITE_BUFFER_HIGH_BYTES = 4 * MIB      # pause stream producers when a peer reads this slowly
+STREAM_FETCH_FRAME_MAX_BYTES = FRAME_MAX_BYTES - 1 * MIB   # StreamFetch max_bytes is clamped to this (room for the header)
+CONNECTION_SEND_CHUNK_BYTES = 256 * KIB           # file bytes sent (or copied, when the socket is full) per step
+CONNECTION_WRITE_TIMEOUT_SECONDS = 60.0           # a peer that takes no bytes for this long is disconnected
+CONNECTIONS_MAX = 10_000                          # accepted connections per process (all ports); more are refused
+CONNECTION_IDLE_TIMEOUT_SECONDS = 600.0           # closed when no request is in flight and no stream is open this long
 
 # -------------------------------------------------------------------------------------------- logging
 LOG_BURST_LINES = 5                               # lines per key before suppression starts
@@ -115,8 +119,10 @@ PRODUCER_BATCH_BYTES = 16 * KIB                   # Fluvio's default batch_size
 PRODUCER_LINGER_SECONDS = 0.1                     # Fluvio's default linger (100 ms)
 PRODUCER_BUFFER_BYTES = 64 * MIB                  # records buffered or in flight; send() waits above this
 PRODUCER_REQUEST_MAX_BYTES = 8 * MIB              # batches of one partition packed into one produce request
+PRODUCE_REQUEST_HEADROOM_BYTES = 64 * KIB         # a produce frame's room for its header, topic name and entries
 PRODUCER_RECORD_OVERHEAD_BYTES = 12               # estimate of a record's framing in a batch (varints, flags)
 CLIENT_HEALTH_TIMEOUT_SECONDS = 5.0               # asking an SPU for the details behind a storage error
+CLIENT_CLOSE_TIMEOUT_SECONDS = 5.0                # closing a stream, producer or client waits this long for its tasks
 CLIENT_LOOP_STOP_SECONDS = 5.0                    # sync facade: waiting for its event-loop thread to end
 CLI_PRODUCE_READ_BYTES = 4 * MIB                  # `fluvial produce` reads piped input in chunks of about this
 CONSUMER_QUEUE_FRAMES = 4                         # multi-partition consumer: frames buffered per partition

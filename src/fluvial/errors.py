@@ -167,6 +167,19 @@ class BatchTooLarge(FluvialError):
         self.limit_name = limit_name
 
 
+class RecordTooLarge(BatchTooLarge):
+    """A record (or the batch it would make) the producer refuses locally, at once and never retried: it
+    cannot fit the per-batch limit, and a larger request would break the frame limit (and the connection
+    every other request shares)."""
+
+    def __init__(self, size: int, limit: int, what: str = "record (key + value)",
+                 limit_name: str = "the producer's max batch size") -> None:
+        FluvialError.__init__(self, f"{what} of {size} bytes exceeds {limit_name} ({limit} bytes): not sent")
+        self.size = size
+        self.limit = limit
+        self.limit_name = limit_name
+
+
 class UnknownCompression(FluvialError):
     """Compression bits 5-7 in a batch's attributes."""
 

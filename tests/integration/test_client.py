@@ -250,9 +250,8 @@ def test_typed_errors_and_timeouts(cluster: Cluster) -> None:
             await client.consumer("cl-errors", [4])
         assert "no partition 4" in str(e.value)
         async with await client.topic_producer("cl-errors", ProducerConfig(batch_size_bytes=64 * 1024 * 1024)) as producer:
-            too_big = await producer.send(None, b"x" * (40 * 1024 * 1024))
-            with pytest.raises(FluvialError) as e:
-                await too_big
+            with pytest.raises(FluvialError) as e:                           # refused locally, at once
+                await producer.send(None, b"x" * (40 * 1024 * 1024))
             assert e.value.code is ErrorCode.MESSAGE_TOO_LARGE                 # fatal: not retried
 
     run(cluster, main)
@@ -286,7 +285,9 @@ def test_backpressure_bounds_buffered_bytes(cluster: Cluster) -> None:
 def test_a_given_up_batch_restarts_sequences_and_a_used_up_epoch_takes_a_new_producer_id(cluster: Cluster) -> None:
     async def main(client: Fluvial) -> None:
         await create(client, "cl-epochs")
-        config = ProducerConfig(batch_size_bytes=64 * 1024 * 1024, linger_seconds=0.01)
+        # a local limit above the SPU's (32 MiB per batch): the SPU refuses the 40 MiB batch, fatally
+        config = ProducerConfig(batch_size_bytes=64 * 1024 * 1024, linger_seconds=0.01,
+                                max_batch_bytes=64 * 1024 * 1024)
         async with await client.topic_producer("cl-epochs", config) as producer:
             await (await producer.send(None, b"first"))
             first_id = producer.producer_id

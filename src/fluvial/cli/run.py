@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -26,6 +27,22 @@ def split_addr(addr: str, default_port: int) -> tuple[str, int]:
         return host or "127.0.0.1", int(port)
     except ValueError:
         raise typer.BadParameter(f"{addr!r} is not HOST:PORT") from None
+
+
+def _limits(max_connections: int, idle_timeout: float, write_timeout: float) -> Any:
+    from fluvial.transport.server import ConnectionLimits
+
+    if max_connections < 1 or idle_timeout <= 0 or write_timeout <= 0:
+        raise typer.BadParameter("--max-connections, --idle-timeout and --write-timeout must be positive")
+    return ConnectionLimits(max_connections, idle_timeout, write_timeout)
+
+
+_MAX_CONNECTIONS = typer.Option(d.CONNECTIONS_MAX, "--max-connections",
+                                help="Connections this process accepts (all ports); more are refused at once.")
+_IDLE_TIMEOUT = typer.Option(d.CONNECTION_IDLE_TIMEOUT_SECONDS, "--idle-timeout",
+                             help="Seconds before a connection with no request in flight and no stream is closed.")
+_WRITE_TIMEOUT = typer.Option(d.CONNECTION_WRITE_TIMEOUT_SECONDS, "--write-timeout",
+                              help="Seconds a peer may take no bytes before it is disconnected.")
 
 
 def _configure_logging() -> None:
@@ -64,6 +81,9 @@ def run_sc(
                                             help="Seconds of heartbeat silence before an SPU is offline and "
                                                  "its partitions get new leaders (must exceed the SPUs' "
                                                  f"leader lease, {d.LEADER_LEASE_SECONDS} s)."),
+    max_connections: int = _MAX_CONNECTIONS,
+    idle_timeout: float = _IDLE_TIMEOUT,
+    write_timeout: float = _WRITE_TIMEOUT,
 ) -> None:
     """Run the streaming controller."""
     from fluvial.sc.server import ScConfig, ScServer
@@ -74,7 +94,8 @@ def run_sc(
         raise typer.BadParameter(f"must be more than the leader lease ({d.LEADER_LEASE_SECONDS} s)",
                                  param_hint="--spu-offline-after")
     server = ScServer(ScConfig(str(data_dir), host, port, phost, pport, metadata or None,
-                               spu_offline_after_seconds=spu_offline_after))
+                               spu_offline_after_seconds=spu_offline_after,
+                               limits=_limits(max_connections, idle_timeout, write_timeout)))
     if metrics_addr:
         from prometheus_client import REGISTRY
 
@@ -96,6 +117,9 @@ def run_spu(
     flush: str = typer.Option("", "--flush", help="os | fsync-every-batch | fsync-interval:MS"),
     reserve_bytes: int = typer.Option(-1, "--reserve-bytes", help="Free space kept per data dir (default 5 %)."),
     metrics_addr: str = typer.Option("", "--metrics-addr", help="Serve Prometheus metrics on HOST:PORT."),
+    max_connections: int = _MAX_CONNECTIONS,
+    idle_timeout: float = _IDLE_TIMEOUT,
+    write_timeout: float = _WRITE_TIMEOUT,
 ) -> None:
     """Run a streaming processing unit."""
     from fluvial.spu.server import SpuConfig, SpuServer
@@ -108,7 +132,8 @@ def run_spu(
     phost, pport = split_addr(private_addr, port + 1) if private_addr else (host, port + 1)
     sc_host, sc_port = split_addr(sc_addr, d.SC_PRIVATE_PORT)
     server = SpuServer(SpuConfig(spu_id, str(data_dir), host, port, phost, pport, sc_host, sc_port,
-                                 flush or None, reserve_bytes if reserve_bytes >= 0 else None))
+                                 flush or None, reserve_bytes if reserve_bytes >= 0 else None,
+                                 limits=_limits(max_connections, idle_timeout, write_timeout)))
     _metrics(metrics_addr)
     _serve(server.start, server.stop)
 

@@ -26,6 +26,7 @@ from fluvial.transport.client import ClientConnection
 from .batchcodec import ConsumerRecord, decode_frame, frame_next_offset
 from .connect import raise_for
 from .retry import Backoff, WarningGate
+from .tasks import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -362,10 +363,7 @@ class ConsumerStream:
         if self.config.offset_strategy is OffsetStrategy.AUTO:
             with contextlib.suppress(FluvialError):
                 await self.offset_flush()
-        tasks = list(self._shared.tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(self._shared.tasks, d.CLIENT_CLOSE_TIMEOUT_SECONDS, f"consumer stream of {self.topic}")
 
     async def __aenter__(self) -> ConsumerStream:
         return self

@@ -9,7 +9,6 @@ every change — no polling.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -21,6 +20,8 @@ from fluvial.errors import ErrorCode, FluvialError, ServerError
 from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
 from fluvial.transport.client import ClientConnection, ConnectionLost
+
+from .tasks import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,10 @@ class MetadataWatcher:
                     await self._changed.wait()
 
         try:
-            return await asyncio.wait_for(check(), None if limit == math.inf else limit)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives as the
+            # inner wait just finished (CPython gh-86296), and a closing consumer then hangs.
+            async with asyncio.timeout(None if limit == math.inf else limit):
+                return await check()
         except TimeoutError:
             raise ServerError(ErrorCode.REQUEST_TIMED_OUT, f"timed out after {limit} s waiting for {what}") from None
 
@@ -235,10 +239,6 @@ class MetadataWatcher:
 
     async def close(self) -> None:
         self._closed = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await stop_tasks(self._tasks, d.CLIENT_CLOSE_TIMEOUT_SECONDS, "metadata watcher")
         if self._conn is not None:
             await self._conn.close()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode, FluvialError, ProducerClosed, ServerError
+from fluvial.errors import ErrorCode, FluvialError, ProducerClosed, RecordTooLarge, ServerError
 from fluvial.protocol import batch as b
 from fluvial.protocol import spu as sp
 from fluvial.protocol.records import Compression
@@ -31,6 +31,7 @@ from .batchcodec import encode_batch, restamp
 from .health import explain
 from .partitioner import Partitioner, partition_for_key
 from .retry import RetryState, WarningGate
+from .tasks import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,13 @@ class ProducerConfig:
     request_timeout_seconds: float = d.CLIENT_REQUEST_TIMEOUT_SECONDS
     max_buffer_bytes: int = d.PRODUCER_BUFFER_BYTES
     max_request_bytes: int = d.PRODUCER_REQUEST_MAX_BYTES
+    max_batch_bytes: int = d.BATCH_MAX_BYTES          # larger records/batches are refused locally, never sent
     idempotent: bool = True
     delivery_semantic: DeliverySemantic = DeliverySemantic.AT_LEAST_ONCE
+
+    def batch_limit(self) -> int:
+        """The largest batch this producer sends: its max batch size, within the frame limit."""
+        return min(self.max_batch_bytes, d.FRAME_MAX_BYTES - d.PRODUCE_REQUEST_HEADROOM_BYTES)
 
     def compression_code(self) -> int:
         try:
@@ -170,6 +176,7 @@ class TopicProducer:
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self._codec = config.compression_code()
+        self._batch_limit = config.batch_limit()
         self._loop = asyncio.get_running_loop()
         self._parts: dict[int, _PartitionState] = {}
         self._partitioner = Partitioner()
@@ -213,11 +220,14 @@ class TopicProducer:
         k = key.encode() if isinstance(key, str) else key
         v = value.encode() if isinstance(value, str) else value
         size = len(v) + (len(k) if k is not None else 0) + d.PRODUCER_RECORD_OVERHEAD_BYTES
+        self._check_record(size - d.PRODUCER_RECORD_OVERHEAD_BYTES)
         if self._buffered + size > self.config.max_buffer_bytes:
             await self._wait_space(size)
         n = self._partition_count()
         p = self._partitioner.partition(k, n) if n > 1 else 0
         st = self._state(p)
+        if st.open is not None and st.open.bytes + size + b.HEADER_TOTAL_BYTES > self._batch_limit:
+            self._seal(st)                   # the open batch and this record would not fit one batch
         batch = st.open
         if batch is None:
             batch = st.open = _Batch(p, self._loop)
@@ -241,6 +251,9 @@ class TopicProducer:
         Keyless records go round-robin over the partitions, keyed ones by Fluvio's key hash."""
         if self._closed:
             raise ProducerClosed("producer is closed")
+        for j, v in enumerate(values):
+            k = keys[j] if keys is not None else None
+            self._check_record(len(v) + (len(k) if k is not None else 0))
         n = self._partition_count()
         groups = self._group(values, keys, n)
         parts: list[tuple[list[int], _Batch, int]] = []
@@ -252,6 +265,12 @@ class TopicProducer:
             parts.extend(self._add_many(p, idx, ks, vs, size))
             await asyncio.sleep(0)           # the senders go while the caller prepares its next call
         return BatchOutput(parts)
+
+    def _check_record(self, key_value_bytes: int) -> None:
+        """Refuse at once a record that cannot fit one batch (typed, naming its size and the limit)."""
+        limit = self._batch_limit - b.HEADER_TOTAL_BYTES - d.PRODUCER_RECORD_OVERHEAD_BYTES
+        if key_value_bytes > limit:
+            raise RecordTooLarge(key_value_bytes, limit)
 
     def _group(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None,
                n: int) -> dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]]:
@@ -290,6 +309,7 @@ class TopicProducer:
         out = []
         per_record = max(1, size // max(1, len(vs)))
         step = max(1, -(-self.config.batch_size_bytes // per_record))     # fill a batch to at least its size
+        step = min(step, max(1, (self._batch_limit - b.HEADER_TOTAL_BYTES) // per_record))   # within the limit
         for lo in range(0, len(vs), step):
             batch = _Batch(p, self._loop)
             batch.values = vs[lo:lo + step]
@@ -319,6 +339,12 @@ class TopicProducer:
                                      producer_epoch=st.epoch, first_sequence=batch.first_sequence)
         batch.keys = None
         batch.values = []
+        if len(batch.payload) > self._batch_limit:          # e.g. records that compress badly
+            if batch.first_sequence >= 0:
+                st.next_sequence = batch.first_sequence      # never sent: no gap for the next batch
+            batch.future.set_exception(RecordTooLarge(len(batch.payload), self._batch_limit, "encoded batch"))
+            self._release(batch)
+            return
         self._unfinished.add(batch.future)
         batch.future.add_done_callback(self._unfinished.discard)
         st.sealed.append(batch)
@@ -463,7 +489,8 @@ class TopicProducer:
             return
         done = asyncio.gather(*(asyncio.shield(f) for f in waiters), return_exceptions=True)
         try:
-            await asyncio.wait_for(done, timeout or self.config.delivery_timeout_seconds + 1)
+            async with asyncio.timeout(timeout or self.config.delivery_timeout_seconds + 1):
+                await done
         except TimeoutError:
             raise ServerError(ErrorCode.REQUEST_TIMED_OUT, "flush timed out") from None
 
@@ -480,9 +507,7 @@ class TopicProducer:
         finally:
             self._closed = True
             senders = [st.sender for st in self._parts.values() if st.sender is not None]
-            for task in senders:
-                task.cancel()
-            await asyncio.gather(*senders, return_exceptions=True)
+            await stop_tasks(senders, d.CLIENT_CLOSE_TIMEOUT_SECONDS, f"producer of {self.topic}")
             for fut in list(self._unfinished):          # queued or in flight: nobody waits forever
                 if not fut.done():
                     fut.set_exception(ProducerClosed("producer closed before delivery"))

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -20,6 +20,12 @@ PRODUCE_ERRORS = Counter("fluvial_produce_errors_total", "Produce partition entr
                          ["code"])
 PRODUCE_DUPLICATES = Counter("fluvial_produce_duplicate_batches_total",
                              "Exact retries of an idempotent producer's batches: acknowledged, not written again")
+PRODUCER_IDS_ALLOCATED = Counter("fluvial_sc_producer_ids_allocated", "Producer ids the SC handed out")
+CONNECTIONS_OPEN = Gauge("fluvial_connections_open", "Accepted connections now open", ["service"])
+CONNECTIONS_REFUSED = Counter("fluvial_connections_refused_total",
+                              "Connections refused at once: the process was at its connection limit", ["service"])
+CONNECTIONS_CLOSED = Counter("fluvial_connections_closed_total",
+                             "Connections the server closed on its own (idle, write_timeout)", ["service", "reason"])
 
 
 def count_transition(t: Transition) -> None:
@@ -48,13 +54,15 @@ SC_HELP = {
     "fluvial_sc_partition_isr_size": "In-sync replicas (leader included) of each replicated partition",
     "fluvial_sc_partition_leader_epoch": "Leader epoch of each replicated partition",
     "fluvial_sc_follower_lag_records": "Leader LEO minus the follower's LEO, from the SPUs' last reports",
+    "fluvial_sc_watchers": "Open Watch streams per metadata registry (Topic, Partition, SPU)",
 }
 
 
 def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[Any],
-               sessions: Iterable[Any], replication: Iterable[Any] = ()) -> list[Sample]:
-    """Pure: the SC's gauges from its metadata objects, the SPUs' last heartbeats and the partitions'
-    replication details (`fluvial_api.PartitionDetail`)."""
+               sessions: Iterable[Any], watchers: dict[str, int] | None = None,
+               replication: Iterable[Any] = ()) -> list[Sample]:
+    """Pure: the SC's gauges from its metadata objects, the SPUs' last heartbeats, the open watchers per
+    registry and the partitions' replication details (`fluvial_api.PartitionDetail`)."""
     out = [Sample("fluvial_sc_topics", (), float(sum(1 for t in topics if not t.spec.system)))]
     by_resolution: dict[str, int] = {}
     for p in partitions:
@@ -85,6 +93,7 @@ def sc_samples(topics: Iterable[Any], partitions: Iterable[Any], spus: Iterable[
             if r.spu_id != p.leader and r.lag >= 0:
                 out.append(Sample("fluvial_sc_follower_lag_records", (*part, ("spu", str(r.spu_id))), float(r.lag)))
     out.append(Sample("fluvial_sc_under_replicated_partitions", (), float(under)))
+    out += [Sample("fluvial_sc_watchers", (("registry", k),), float(v)) for k, v in sorted((watchers or {}).items())]
     return out
 
 
@@ -98,7 +107,9 @@ class ScCollector(Collector):
         sc = self.server
         names = list(sc.partitions.objects)
         samples = sc_samples(list(sc.topics.values()), list(sc.partitions.values()), list(sc.spus.values()),
-                             list(sc.sessions.values()), [sc.replication.details(n) for n in names])
+                             list(sc.sessions.values()),
+                             {label: store.watcher_count for label, store in sc.stores.items()},
+                             [sc.replication.details(n) for n in names])
         families: dict[str, GaugeMetricFamily] = {}
         for s in samples:
             fam = families.get(s.name)

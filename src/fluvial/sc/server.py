@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, ProtocolError
+from fluvial.observability import metrics
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
 from fluvial.protocol import metadata as md
@@ -62,6 +63,7 @@ class ScConfig:
     metadata_url: str | None = None
     spu_offline_after_seconds: float = d.SPU_OFFLINE_AFTER_SECONDS
     topic_wait_seconds: float = float(os.environ.get("FLV_TOPIC_WAIT", d.TOPIC_WAIT_SECONDS))
+    limits: srv.ConnectionLimits = field(default_factory=srv.ConnectionLimits)
 
 
 class ScServer(srv.TwoPortServer):
@@ -125,7 +127,8 @@ class ScServer(srv.TwoPortServer):
     async def _allocate_producer_id(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(fa.AllocateProducerIdRequest, body, fa.FLUVIAL_API_VERSION)
         producer_id = await asyncio.to_thread(self.backend.increment, PRODUCER_ID_COUNTER)
-        logger.info("producer_id_allocated producer_id=%d client_id=%s", producer_id, req.client_id or h.client_id)
+        logger.debug("producer_id_allocated producer_id=%d client_id=%s", producer_id, req.client_id or h.client_id)
+        metrics.PRODUCER_IDS_ALLOCATED.inc()            # one per producer: counted, not logged at INFO
         resp = fa.AllocateProducerIdResponse(OK, producer_id, 0)
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
 
@@ -207,10 +210,12 @@ class ScServer(srv.TwoPortServer):
         label, _req = self._typed(h, body)
         store = self.stores[label]
         obj = scp.object_type(label)
-        watcher, epoch, snapshot = store.watch()
         version = h.api_version
 
         async def stream() -> None:
+            # Registered inside the task, with nothing awaited before the `try`: a task cancelled before
+            # it starts (a connection closed at once) registers nothing, every other path unregisters.
+            watcher, epoch, snapshot = store.watch()
             try:
                 full = obj.metadata_update(epoch, [], [_for_version(label, m, version) for m in snapshot])
                 await conn.send(h.correlation_id, scp.encode_typed(label, full, version))

@@ -166,3 +166,8 @@ class LabelStore:
 
     def unwatch(self, w: Watcher) -> None:
         self._watchers.discard(w)
+
+    @property
+    def watcher_count(self) -> int:
+        """Open watchers (one per live Watch stream of this label): the `fluvial_sc_watchers` gauge."""
+        return len(self._watchers)

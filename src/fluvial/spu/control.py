@@ -18,16 +18,14 @@ from collections.abc import Callable
 
 from fluvial import defaults as d
 from fluvial.errors import FluvialError, ProtocolError
-from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.protocol import internal as i
 from fluvial.protocol.codec import decode_from, encode
 from fluvial.spu.replicas import ReplicaRegistry
 from fluvial.storage.replica import ReplicaState
 from fluvial.storage.space import DirState
-from fluvial.transport.client import ClientConnection
+from fluvial.transport.client import ClientConnection, ConnectionLost
 
 logger = logging.getLogger(__name__)
-_log = RateLimitedLog(logger)
 
 _DIR_CODES = {DirState.OK: i.DirStateCode.OK, DirState.LOW: i.DirStateCode.LOW,
               DirState.FULL: i.DirStateCode.FULL, DirState.FAILED: i.DirStateCode.FAILED}
@@ -49,6 +47,8 @@ class ControlLink:
         self.lease_seconds = lease_seconds
         self.lease_deadline = 0.0                 # monotonic
         self._soon = asyncio.Event()              # a report worth sending before the next interval
+        self._down_since: float | None = None       # when the current outage of the SC link began
+        self._attempts = 0                          # reconnect attempts in the current outage
 
     def lease_valid(self) -> bool:
         return time.monotonic() < self.lease_deadline
@@ -78,22 +78,31 @@ class ControlLink:
                                   dirs, replicas)
 
     async def run(self) -> None:
+        """Keep a session with the SC. An outage is logged once when it starts (`sc_link_down`) and once
+        when it ends (`sc_link_up` with its duration); the attempts between are DEBUG lines."""
         backoff = d.RECONNECT_BACKOFF_MIN_SECONDS
         while True:
             try:
                 await self._session()
+                error: Exception = ConnectionLost("the SC ended the session")
                 backoff = d.RECONNECT_BACKOFF_MIN_SECONDS
             except (FluvialError, OSError) as e:
-                _log.warning("sc-link", "sc_link_down sc=%s:%d error=%s retry_in=%.1fs", self.sc_host, self.sc_port,
-                             e, backoff)
+                error = e
             self.connected.clear()
+            if self._down_since is None:
+                self._down_since, self._attempts = time.monotonic(), 0
+                logger.warning("sc_link_down sc=%s:%d error=%s", self.sc_host, self.sc_port, error)
+            else:
+                self._attempts += 1
+                logger.debug("sc_link_retry sc=%s:%d error=%s retry_in=%.1fs", self.sc_host, self.sc_port, error,
+                             backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, d.RECONNECT_BACKOFF_MAX_SECONDS)
 
     async def _session(self) -> None:
         conn = await ClientConnection.connect(self.sc_host, self.sc_port, client_id=f"spu-{self.register.spu_id}",
                                               timeout=5)
-        heartbeats: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             sent = time.monotonic()
             r = await conn.request(i.REGISTER_SPU, i.INTERNAL_VERSION, encode(self.register, 0), timeout=10)
@@ -101,21 +110,33 @@ class ControlLink:
             if not answer.error_code.ok:
                 raise ProtocolError(f"SC refused registration: {answer.error_message or answer.error_code.describe()}")
             self.lease_deadline = sent + self.lease_seconds
-            logger.info("sc_registered spu=%d sc=%s:%d", self.register.spu_id, self.sc_host, self.sc_port)
+            self._registered()
             self.connected.set()
-            heartbeats = asyncio.ensure_future(self._heartbeats(conn))
-            request = encode(i.WatchAssignmentsRequest(self.register.spu_id), 0)
-            async for body in conn.stream(i.WATCH_ASSIGNMENTS, i.INTERNAL_VERSION, request):
-                update = decode_from(i.AssignmentUpdate, body, 0)
-                self.registry.apply(update.replicas, update.full)
-                if self.on_peers is not None and update.spus:
-                    self.on_peers(update.spus)
-                if heartbeats.done():
-                    heartbeats.result()       # surfaces the heartbeat failure
+            tasks = [asyncio.ensure_future(self._heartbeats(conn)), asyncio.ensure_future(self._assignments(conn))]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()                    # the failure that ended the session (a heartbeat, the stream)
         finally:
-            if heartbeats is not None:
-                heartbeats.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)      # every outcome retrieved
             await conn.close()
+
+    def _registered(self) -> None:
+        if self._down_since is None:
+            logger.info("sc_registered spu=%d sc=%s:%d", self.register.spu_id, self.sc_host, self.sc_port)
+            return
+        logger.info("sc_link_up spu=%d sc=%s:%d outage_seconds=%.1f attempts=%d", self.register.spu_id,
+                    self.sc_host, self.sc_port, time.monotonic() - self._down_since, self._attempts + 1)
+        self._down_since = None
+
+    async def _assignments(self, conn: ClientConnection) -> None:
+        request = encode(i.WatchAssignmentsRequest(self.register.spu_id), 0)
+        async for body in conn.stream(i.WATCH_ASSIGNMENTS, i.INTERNAL_VERSION, request):
+            update = decode_from(i.AssignmentUpdate, body, 0)
+            self.registry.apply(update.replicas, update.full)
+            if self.on_peers is not None and update.spus:
+                self.on_peers(update.spus)
 
     async def _heartbeats(self, conn: ClientConnection) -> None:
         while True:

@@ -54,6 +54,7 @@ class SpuConfig:
     reserve_bytes: int | None = None
     replica_lag_seconds: float = d.REPLICA_LAG_SECONDS
     lease_seconds: float = d.LEADER_LEASE_SECONDS
+    limits: srv.ConnectionLimits = field(default_factory=srv.ConnectionLimits)
 
 
 @dataclass
@@ -410,7 +411,7 @@ class SpuServer(srv.TwoPortServer):
         offset = req.fetch_offset
         isolation = (StorageIsolation.READ_COMMITTED if req.isolation is sp.Isolation.READ_COMMITTED
                      else StorageIsolation.READ_UNCOMMITTED)
-        max_bytes = max(1, req.max_bytes)
+        max_bytes = min(max(1, req.max_bytes), d.STREAM_FETCH_FRAME_MAX_BYTES)   # a frame the client can take
         while True:
             local = self.registry.leader(req.topic, req.partition)
             if local is None:

@@ -138,7 +138,8 @@ class ClientConnection:
             return protocol
 
         try:
-            transport, _protocol = await asyncio.wait_for(loop.create_connection(factory, host, port), timeout)
+            async with asyncio.timeout(timeout):        # not wait_for: it can swallow a cancellation (gh-86296)
+                transport, _protocol = await loop.create_connection(factory, host, port)
         except (OSError, TimeoutError) as e:
             raise ConnectionLost(f"can't connect to {host}:{port}: {e}") from e
         conn = holder[0]
@@ -174,7 +175,8 @@ class ClientConnection:
         self._waiters[correlation] = fut
         try:
             await self._write(api_key, version, correlation, body)
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError as e:
             raise RequestTimeout(f"no answer to api key {api_key} within {timeout} s") from e
         except (ConnectionError, OSError) as e:

@@ -30,7 +30,7 @@ def test_replication_samples() -> None:
                                                                           rep(3, False, 40)]),
              fa.PartitionDetail("t", 1, 2, 0, "ONLINE", 5, 5, 2, False, [rep(2, True, 0), rep(1, True, 0)]),
              fa.PartitionDetail("single", 0, 1, 0, "ONLINE", 5, 5, 1, False, [rep(1, True, 0)])]
-    got = {(s.name, s.labels): s.value for s in sc_samples([], [], [], [], parts)}
+    got = {(s.name, s.labels): s.value for s in sc_samples([], [], [], [], None, parts)}
     assert got[("fluvial_sc_under_replicated_partitions", ())] == 1
     assert got[("fluvial_sc_partition_isr_size", (("partition", "t-0"),))] == 2
     assert got[("fluvial_sc_partition_leader_epoch", (("partition", "t-0"),))] == 3
