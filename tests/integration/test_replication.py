@@ -361,3 +361,32 @@ def test_cli_settings_describe_elect_and_move(tmp_path: Path) -> None:
         assert consumed == ["a", "b", "c"]
     finally:
         c.stop()
+
+
+def test_second_process_with_a_live_spus_id_is_refused(tmp_path: Path) -> None:
+    """Registration is fenced: a second process registering with the id of a live SPU does not take over
+    its SC session and partitions; once the first is gone it may."""
+    c = Cluster(tmp_path, spus=1)
+    c.start()
+    try:
+        c.fluvial("topic", "create", "fenced")
+        c.fluvial("produce", "fenced", input="one\n")
+        first = c.spu_public_port(5001)
+        from fluvial.cli.cluster import _launch
+
+        other = c.spu_base + 50
+        _launch("spu-5001-twin", ["run", "spu", "--id", "5001", "--data-dir", str(c.data / "twin"),
+                                  "--public-addr", f"127.0.0.1:{other}", "--private-addr", f"127.0.0.1:{other + 1}",
+                                  "--sc-addr", f"127.0.0.1:{c.sc_port + 1}"], c.data)
+        sc_log = c.data / "logs" / "sc.log"
+        wait_for("the twin refused", lambda: "spu_registration_refused spu=5001" in sc_log.read_text(), c)
+        spus = json.loads(c.fluvial("spu", "list", "-O", "json").stdout)
+        assert [s["address"] for s in spus if s["id"] == 5001] == [f"127.0.0.1:{first}"]
+        assert c.fluvial("consume", "fenced", "-B", "-d").stdout.split() == ["one"]
+        c.kill("spu-5001")                     # the first goes away: the twin may now register
+        wait_for("the twin registered", lambda: any(
+            s["id"] == 5001 and s["address"] == f"127.0.0.1:{other}"
+            for s in json.loads(c.fluvial("spu", "list", "-O", "json").stdout)), c)
+    finally:
+        c.kill("spu-5001-twin")
+        c.stop()
