@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -26,10 +25,10 @@ from fluvial.protocol.frame import (
     ApiVersionsResponse,
     RequestHeader,
 )
-from fluvial.sc import election as el
 from fluvial.sc import topics as rules
 from fluvial.sc.replication import ReplicationController
 from fluvial.sc.store import PRODUCER_ID_COUNTER, LabelStore, ObjectCodec, open_backend
+from fluvial.sc.topic_controller import TopicController, assignments_for, peer_list, status_of
 from fluvial.transport import server as srv
 
 logger = logging.getLogger(__name__)
@@ -83,6 +82,8 @@ class ScServer(srv.TwoPortServer):
         self.assignment_epoch = 0
         self.replication = ReplicationController(self.backend, blobs, self.topics, self.partitions, self.spus,
                                                  self._push_assignments)
+        self.topic_ctl = TopicController(self.topics, self.partitions, self.replication, self._push_assignments,
+                                         config.topic_wait_seconds)
         self.public = srv.Service("sc-public", {
             API_VERSIONS_KEY: self._api_versions,
             scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
@@ -103,9 +104,7 @@ class ScServer(srv.TwoPortServer):
             if meta.status.resolution is not md.SpuResolution.OFFLINE:
                 meta.status = md.SpuStatus(md.SpuResolution.OFFLINE)
                 self.spus.put(meta.name, meta)
-        if self.topics.get(d.CONSUMER_OFFSET_TOPIC) is None:
-            self._create_topic(d.CONSUMER_OFFSET_TOPIC, _system_topic_spec())
-        self._schedule_pending_topics()
+        self.topic_ctl.start()
         cfg = self.config
         await self._listen((cfg.public_host, cfg.public_port), (cfg.private_host, cfg.private_port))
         self._tasks.append(asyncio.ensure_future(self._liveness()))
@@ -143,60 +142,22 @@ class ScServer(srv.TwoPortServer):
         if label != "Topic":
             status = scp.Status(req.name, WireError(ErrorCode.INVALID_CREATE_REQUEST), f"cannot create {label} objects")
         else:
-            status = await self._create_topic_request(req.name, req.spec, req.dry_run)
+            status = await self.topic_ctl.create_request(req.name, req.spec, req.dry_run)
         await conn.send(h.correlation_id, encode(status, h.api_version))
-
-    async def _create_topic_request(self, name: str, spec: md.TopicSpec, dry_run: bool) -> scp.Status:
-        problem = rules.name_problem(name)
-        if problem is not None:
-            return _status(name, ErrorCode.TOPIC_INVALID_NAME, rules.invalid_name_message(name, problem))
-        if self.topics.get(name) is not None:
-            return _status(name, ErrorCode.TOPIC_ALREADY_EXISTS, "Topic already exists")
-        retention = spec.cleanup_policy.time_in_seconds if spec.cleanup_policy is not None else None
-        storage = spec.storage
-        problem = rules.config_problem(retention, storage.segment_size if storage else None,
-                                       storage.max_partition_size if storage else None)
-        if problem is not None:
-            return _status(name, ErrorCode.TOPIC_INVALID_CONFIGURATION, problem)
-        if not isinstance(spec.replicas, md.TopicReplicaParam):
-            return _status(name, ErrorCode.TOPIC_ERROR, "only computed replica assignment is supported")
-        problem = rules.computed_problem(spec.replicas.partitions, spec.replicas.replication_factor)
-        if problem is not None:
-            return _status(name, ErrorCode.TOPIC_ERROR, problem)
-        if dry_run:
-            return _status(name, ErrorCode.NONE, None)
-        self._create_topic(name, spec)
-        return await self._wait_provisioned(name, spec.replicas.partitions)
-
-    async def _wait_provisioned(self, name: str, count: int) -> scp.Status:
-        deadline = time.monotonic() + self.config.topic_wait_seconds
-        while True:
-            online = sum(1 for p in range(count)
-                         if (m := self.partitions.get(rules.partition_name(name, p))) is not None
-                         and m.status.resolution is md.PartitionResolution.ONLINE)
-            if online == count:
-                logger.info("topic_created topic=%s partitions=%d", name, count)
-                return _status(name, ErrorCode.NONE, None)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _status(name, ErrorCode.TOPIC_NOT_PROVISIONED, f"only {online} out of {count} provisioned")
-            changed = self.partitions.changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
 
     async def _delete(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         label, req = self._typed(h, body)
         name = req.key
         meta = self.topics.get(name) if label == "Topic" else None
         if label != "Topic":
-            status = _status(name, ErrorCode.INVALID_DELETE_REQUEST, f"cannot delete {label} objects")
+            status = status_of(name, ErrorCode.INVALID_DELETE_REQUEST, f"cannot delete {label} objects")
         elif meta is None:
-            status = _status(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
+            status = status_of(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
         elif meta.spec.system and not req.force:
             status = scp.Status(name, WireError.of(ErrorCode.SYSTEM_SPEC_DELETION_ATTEMPT, "topic", name), None)
         else:
-            self._delete_topic(name)
-            status = _status(name, ErrorCode.NONE, None)
+            self.topic_ctl.delete(name)
+            status = status_of(name, ErrorCode.NONE, None)
         await conn.send(h.correlation_id, encode(status, h.api_version))
 
     async def _list(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
@@ -279,61 +240,6 @@ class ScServer(srv.TwoPortServer):
         resp = fa.AdminResponse(OK, None) if why is None else fa.AdminResponse(WireError(ErrorCode.OTHER), why)
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
 
-    # =================================================================================== topic logic
-
-    def _create_topic(self, name: str, spec: md.TopicSpec) -> None:
-        status = md.TopicStatus(md.TopicResolution.PENDING, {}, {}, rules.PENDING_REASON)
-        self.topics.put(name, scp.TOPIC.metadata(name, spec, status))
-        self._schedule_topic(name)
-
-    def _online_spus(self) -> list[int]:
-        """SPUs new replicas may be placed on: online, no data dir FULL or FAILED."""
-        return el.placeable(self.replication.spu_views())
-
-    def _schedule_pending_topics(self) -> None:
-        for meta in list(self.topics.values()):
-            if meta.status.resolution in (md.TopicResolution.PENDING, md.TopicResolution.INSUFFICIENT_RESOURCES):
-                self._schedule_topic(meta.name)
-
-    def _schedule_topic(self, name: str) -> None:
-        meta = self.topics.get(name)
-        param = meta.spec.replicas
-        groups = rules.SchedulingGroups.of(m.spec.replicas for m in self.partitions.values())
-        online = self._online_spus()
-        rf = param.replication_factor
-        if name == d.CONSUMER_OFFSET_TOPIC:      # rf = min(3, SPUs); grown as more SPUs register
-            rf = max(1, min(d.CONSUMER_OFFSET_REPLICAS_MAX, len(online)))
-        placement = rules.place_replicas(param.partitions, rf, online, groups)
-        if not placement:
-            if meta.status.resolution is not md.TopicResolution.INSUFFICIENT_RESOURCES:
-                meta.status = md.TopicStatus(md.TopicResolution.INSUFFICIENT_RESOURCES, {}, {}, "")
-                self.topics.put(name, meta)
-            return
-        meta.status = md.TopicStatus(md.TopicResolution.PROVISIONED, placement, {}, "")
-        self.topics.put(name, meta)
-        spec = meta.spec
-        for p, replicas in placement.items():
-            pspec = md.PartitionSpec(leader=replicas[0], replicas=list(replicas), cleanup_policy=spec.cleanup_policy,
-                                     storage=spec.storage, compression_type=spec.compression_type,
-                                     deduplication=spec.deduplication, system=spec.system)
-            pname = rules.partition_name(name, p)
-            self.replication.partition_created(pname, list(replicas))
-            self.partitions.put(pname, scp.PARTITION.metadata(pname, pspec, md.PartitionStatus()))
-        self._push_assignments()
-
-    def _delete_topic(self, name: str) -> None:
-        meta = self.topics.delete(name)
-        count = len(meta.status.replica_map) if meta is not None else 0
-        gone = []
-        for p in range(count):
-            pm = self.partitions.delete(rules.partition_name(name, p))
-            self.replication.partition_deleted(rules.partition_name(name, p))
-            if pm is not None:
-                gone.append(pm)
-        self.replication.topic_deleted(name)
-        self._push_assignments()
-        logger.info("topic_deleted topic=%s partitions=%d", name, len(gone))
-
     # ================================================================================== private API
 
     async def _register(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
@@ -365,7 +271,6 @@ class ScServer(srv.TwoPortServer):
         logger.info("spu_online spu=%d public=%s:%d custom=%s", req.spu_id, req.public_host, req.public_port,
                     existing is None)
         await conn.send(h.correlation_id, encode(i.RegisterSpuResponse(OK, None), 0))
-        self._schedule_pending_topics()
         self._spu_back_online(req.spu_id)
 
     async def _heartbeat(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
@@ -389,41 +294,15 @@ class ScServer(srv.TwoPortServer):
         async def stream() -> None:
             full = True
             while True:
-                update = i.AssignmentUpdate(self.assignment_epoch, full, self._assignments_for(req.spu_id),
-                                            self._peer_list())
+                update = i.AssignmentUpdate(self.assignment_epoch, full,
+                                            assignments_for(req.spu_id, self.partitions.values(), self.replication),
+                                            peer_list(self.spus.values()))
                 await conn.send(h.correlation_id, encode(update, 0))
                 full = True   # always the whole (small) set for this SPU: the SPU diffs it
                 await wake.wait()
                 wake.clear()
 
         conn.spawn(stream())
-
-    def _assignments_for(self, spu_id: int) -> list[i.ReplicaAssignment]:
-        out = []
-        offsets_partition = rules.partition_name(d.CONSUMER_OFFSET_TOPIC, 0)
-        for m in self.partitions.values():
-            # every SPU learns who leads consumer-offset-0: it forwards offset commits there
-            if spu_id in m.spec.replicas or m.name == offsets_partition:
-                topic, part = rules.parse_partition_name(m.name) or (m.name, 0)
-                s = m.spec
-                st = self.replication.replication(m.name)
-                out.append(i.ReplicaAssignment(
-                    topic, part, s.leader, list(s.replicas),
-                    s.cleanup_policy.time_in_seconds if s.cleanup_policy is not None else None,
-                    s.storage.segment_size if s.storage is not None else None,
-                    s.storage.max_partition_size if s.storage is not None else None,
-                    int(s.compression_type), False, st.leader_epoch, list(st.isr),
-                    self.replication.min_in_sync(m.name)))
-        return out
-
-    def _peer_list(self) -> list[i.PeerSpu]:
-        out = []
-        for m in self.spus.values():
-            s = m.spec
-            host = s.public_endpoint.ingress[0].hostname if s.public_endpoint.ingress else ""
-            out.append(i.PeerSpu(s.id, host or "", s.public_endpoint.port, s.private_endpoint.host,
-                                 s.private_endpoint.port, m.status.resolution is md.SpuResolution.ONLINE))
-        return out
 
     def _push_assignments(self) -> None:
         self.assignment_epoch += 1
@@ -460,34 +339,10 @@ class ScServer(srv.TwoPortServer):
     def _spu_back_online(self, spu_id: int) -> None:
         """Partitions it led that nobody could take over come back under a new epoch; the system topic
         grows towards three replicas."""
+        self.topic_ctl.schedule_pending()
         self.replication.reconcile_all()
-        self._grow_system_topic()
+        self.topic_ctl.grow_system_topic()
         self._push_assignments()
-
-    def _grow_system_topic(self) -> None:
-        pname = rules.partition_name(d.CONSUMER_OFFSET_TOPIC, 0)
-        meta = self.partitions.get(pname)
-        if meta is None or self.replication.replication(pname).target_replicas:
-            return
-        online = self._online_spus()
-        want = min(d.CONSUMER_OFFSET_REPLICAS_MAX, len(online))
-        extra = [s for s in online if s not in meta.spec.replicas][:max(0, want - len(meta.spec.replicas))]
-        if extra:
-            self.replication.move(pname, [*meta.spec.replicas, *extra])
-
-
-def _status(name: str, code: ErrorCode, message: str | None) -> scp.Status:
-    err = WireError(code) if code is not ErrorCode.OTHER else WireError.of(code, message or "")
-    return scp.Status(name, err, message)
-
-
-def _system_topic_spec() -> md.TopicSpec:
-    return md.TopicSpec(
-        replicas=md.TopicReplicaParam(1, 1, False),
-        cleanup_policy=md.SegmentBasedPolicy(d.CONSUMER_OFFSET_RETENTION_SECONDS),
-        storage=md.TopicStorageConfig(d.CONSUMER_OFFSET_SEGMENT_BYTES, d.CONSUMER_OFFSET_MAX_PARTITION_BYTES),
-        compression_type=md.CompressionAlgorithm.ANY, deduplication=None, system=True)
-
 
 def _matches(meta: object, req: scp.ListRequest, label: str) -> bool:
     name = meta.name  # type: ignore[attr-defined]

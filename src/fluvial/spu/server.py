@@ -22,6 +22,7 @@ from fluvial.protocol.frame import API_VERSIONS_KEY, ApiVersionsRequest, ApiVers
 from fluvial.protocol.metadata import CompressionAlgorithm
 from fluvial.spu.control import ControlLink
 from fluvial.spu.follower import Followers
+from fluvial.spu.leader import LeaderService
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
 from fluvial.storage.config import FlushKind
@@ -92,12 +93,12 @@ class SpuServer(srv.TwoPortServer):
             sp.SpuApiKey.FETCH_CONSUMER_OFFSETS: self._fetch_consumer_offsets,
             fa.REPLICA_HEALTH: self._replica_health,        # fluvial-only: never advertised
         })
+        self.leaders = LeaderService(self.registry, self._report_soon)
         self.private = srv.Service("spu-private", {
             API_VERSIONS_KEY: self._api_versions,
             i.PEER_UPDATE_CONSUMER_OFFSET: self._peer_update_consumer_offset,
-            i.REPLICA_FETCH: self._replica_fetch,
-            i.EPOCH_END_OFFSET: self._epoch_end_offset,
-        }, on_disconnect=self._peer_disconnected)
+            **self.leaders.handlers(),
+        }, on_disconnect=self.leaders.peer_disconnected)
         self.offsets = ConsumerOffsets(self.registry)
         self.peers: dict[int, i.PeerSpu] = {}
         self.control: ControlLink | None = None
@@ -113,10 +114,14 @@ class SpuServer(srv.TwoPortServer):
         self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry, self._set_peers,
                                    lease_seconds=cfg.lease_seconds)
         self._tasks.append(asyncio.ensure_future(self.control.run()))
-        self._tasks.append(asyncio.ensure_future(self._isr_checks()))
+        self._tasks.append(asyncio.ensure_future(self.leaders.isr_checks()))
         logger.info("spu_started id=%d public=%s:%d private=%s:%d sc=%s:%d data_dir=%s", cfg.spu_id,
                     cfg.public_host, self.public_port, cfg.private_host, self.private_port, cfg.sc_host,
                     cfg.sc_port, self.storage.base_dir)
+
+    def _report_soon(self) -> None:
+        if self.control is not None:
+            self.control.report_soon()
 
     def _set_peers(self, peers: list[i.PeerSpu]) -> None:
         self.peers = {p.spu_id: p for p in peers}
@@ -245,110 +250,6 @@ class SpuServer(srv.TwoPortServer):
             codec = b.decode_header(one).compression
             if codec > b.MAX_COMPRESSION_CODE or (wanted is not None and codec != wanted):
                 raise UnknownCompression(codec)
-
-    # =============================================================================== replication
-
-    def _leading(self, topic: str, partition: int, follower: int, epoch: int) -> LocalReplica | WireError:
-        """The local leader replica a follower may fetch from, or why not (fencing by epoch)."""
-        local = self.registry.leader(topic, partition)
-        if local is None or local.leader_state is None:
-            return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
-        if epoch != local.epoch or follower not in local.leader_state.followers:
-            return WireError(ErrorCode.NOT_LEADER_FOR_PARTITION)
-        return local
-
-    async def _epoch_end_offset(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        req = decode_from(i.EpochEndOffsetRequest, body, 0)
-        local = self._leading(req.topic, req.partition, req.follower_id, req.leader_epoch)
-        if isinstance(local, WireError):
-            resp = i.EpochEndOffsetResponse(local, -1, -1, -1)
-        else:
-            epoch, end = local.replica.epoch_end(req.epoch)
-            resp = i.EpochEndOffsetResponse(OK, epoch, end, local.replica.log_start)
-        await conn.send(h.correlation_id, encode(resp, 0))
-
-    async def _replica_fetch(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        """A follower's long-poll: answered in its own task (other partitions' fetches on the same
-        connection go on)."""
-        req = decode_from(i.ReplicaFetchRequest, body, 0)
-        followed: set[tuple[str, int, int]] = conn.state.setdefault("followed", set())  # type: ignore[assignment]
-        followed.add((req.topic, req.partition, req.follower_id))
-        conn.spawn(self._answer_fetch(conn, h, req))
-
-    async def _answer_fetch(self, conn: srv.Connection, h: RequestHeader, req: i.ReplicaFetchRequest) -> None:
-        local = self._leading(req.topic, req.partition, req.follower_id, req.leader_epoch)
-        if isinstance(local, WireError):
-            await conn.send(h.correlation_id, encode(i.ReplicaFetchResponse(local, -1, -1, -1, -1, b""), 0))
-            return
-        r = local.replica
-        state = local.leader_state
-        assert state is not None
-        if req.fetch_offset > r.leo:
-            err = WireError(ErrorCode.OFFSET_OUT_OF_RANGE)   # the follower truncates again
-            await conn.send(h.correlation_id, encode(i.ReplicaFetchResponse(err, local.epoch, r.hw, r.leo,
-                                                                            r.log_start, b""), 0))
-            return
-        if state.on_fetch(req.follower_id, req.fetch_offset, r.leo, r.hw, int(req.state), time.monotonic()):
-            self._isr_changed(local, req.follower_id)
-        local.update_hw()
-        deadline = time.monotonic() + min(req.max_wait_ms / 1000, d.REPLICA_FETCH_MAX_WAIT_SECONDS * 4)
-        while True:
-            has_data = req.max_bytes > 0 and req.fetch_offset < r.leo
-            if has_data or r.hw > req.hw or req.fetch_offset < r.log_start:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.registry.leader(req.topic, req.partition) is not local:
-                break
-            changed = local.appended
-            try:
-                async with asyncio.timeout(remaining):
-                    await changed.wait()
-            except TimeoutError:
-                break
-        records = b""
-        if req.max_bytes > 0 and r.log_start <= req.fetch_offset < r.leo:
-            try:
-                res = await asyncio.to_thread(r.read, req.fetch_offset, min(req.max_bytes, d.REPLICA_FETCH_MAX_BYTES))
-                records = res.slice.read()
-            except FluvialError as e:
-                err = WireError.from_exception(e)
-                await conn.send(h.correlation_id, encode(i.ReplicaFetchResponse(err, local.epoch, r.hw, r.leo,
-                                                                                r.log_start, b""), 0))
-                return
-        state.on_response(req.follower_id, r.leo, time.monotonic())
-        resp = i.ReplicaFetchResponse(OK, local.epoch, r.hw, r.leo, r.log_start, records)
-        await conn.send(h.correlation_id, encode(resp, 0))
-
-    def _isr_changed(self, local: LocalReplica, follower: int) -> None:
-        state = local.leader_state
-        if state is None:
-            return
-        joined = follower in state.in_sync
-        logger.info("isr_%s replica=%s-%d follower=%d isr=%s", "expand" if joined else "shrink", local.topic,
-                    local.partition, follower, state.isr)
-        if self.control is not None:
-            self.control.report_soon()
-
-    async def _peer_disconnected(self, conn: srv.Connection) -> None:
-        followed: set[tuple[str, int, int]] = conn.state.get("followed", set())  # type: ignore[assignment]
-        for topic, partition, follower in followed:
-            local = self.registry.leader(topic, partition)
-            if local is not None and local.leader_state is not None and local.leader_state.on_disconnect(follower):
-                self._isr_changed(local, follower)
-
-    async def _isr_checks(self) -> None:
-        """Followers that stopped catching up leave the ISR after the lag time (a timer, not a data poll)."""
-        while True:
-            await asyncio.sleep(d.REPLICA_ISR_CHECK_SECONDS)
-            now = time.monotonic()
-            for local in list(self.registry.replicas.values()):
-                state = local.leader_state
-                if state is None or not local.is_leader(self.config.spu_id):
-                    continue
-                before = set(state.in_sync)
-                if state.expire(now):
-                    for gone in before - state.in_sync:
-                        self._isr_changed(local, gone)
 
     # ============================================================================ replica health
 
