@@ -113,13 +113,15 @@ def replica_bytes(cluster: Cluster, spu: int, topic: str, upto: int) -> bytes:
     return out
 
 
-def produce_through_failover(cluster: Cluster, topic: str, fault: Any, total: int = 3000) -> list[int]:
+def produce_through_failover(cluster: Cluster, topic: str, fault: Any, total: int = 3000,
+                             request_timeout: float = d.CLIENT_REQUEST_TIMEOUT_SECONDS) -> list[int]:
     """fluvial's idempotent ReadCommitted producer sends `total` records; `fault()` runs a third of the way."""
     async def main() -> list[int]:
         client = await Fluvial.connect(f"127.0.0.1:{cluster.sc_port}")
         try:
-            config = ProducerConfig(linger_seconds=0.005, batch_size_bytes=2048, delivery_timeout_seconds=60,
-                                    isolation=Isolation.READ_COMMITTED, idempotent=True)
+            config = ProducerConfig(linger_seconds=0.005, batch_size_bytes=2048, delivery_timeout_seconds=600,
+                                    isolation=Isolation.READ_COMMITTED, idempotent=True,
+                                    request_timeout_seconds=request_timeout)
             async with await client.topic_producer(topic, config) as producer:
                 outs = []
                 for i in range(total):
@@ -175,10 +177,14 @@ def test_kill_leader_under_committed_idempotent_producer(cluster3: Cluster) -> N
     assert out["last"] == ["official"]
 
 
+@pytest.mark.timeout(150)       # hang guard: a request stuck on the stopped leader would wait 600 s
 def test_stopped_leader_fenced_then_truncated_and_rejoins(cluster3: Cluster) -> None:
     topic = "failover-stop"
     old = create(cluster3, topic)
-    offsets = produce_through_failover(cluster3, topic, lambda: cluster3.signal(f"spu-{old}", signal.SIGSTOP))
+    # The producer's request to the stopped leader is abandoned as soon as metadata shows the new leader
+    # (not at its 600 s request timeout).
+    offsets = produce_through_failover(cluster3, topic, lambda: cluster3.signal(f"spu-{old}", signal.SIGSTOP),
+                                       request_timeout=600)
     assert offsets == list(range(3000))
     new = details(cluster3, topic)
     assert new.leader != old

@@ -146,6 +146,7 @@ class MetadataWatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._conn: ClientConnection | None = None
         self._closed = False
+        self.listeners: list[Callable[[MetadataCache], None]] = []   # called after every applied update
 
     async def start(self) -> None:
         self._tasks = [asyncio.ensure_future(self._run())]
@@ -182,6 +183,8 @@ class MetadataWatcher:
                                                        d.SC_OBJECT_VERSION)
             self.cache.apply(label, update, full_sync=first)
             first = False
+            for listener in list(self.listeners):
+                listener(self.cache)
             async with self._changed:
                 self._changed.notify_all()
         raise ConnectionLost("watch stream ended")

@@ -29,6 +29,7 @@ from fluvial.protocol.spu import Isolation
 
 from .batchcodec import encode_batch, restamp
 from .health import explain
+from .metadata import MetadataCache
 from .partitioner import Partitioner, partition_for_key
 from .retry import RetryState, WarningGate
 from .tasks import stop_tasks
@@ -186,6 +187,9 @@ class TopicProducer:
         self._warnings = WarningGate()
         self._metadata_epoch = -1
         self._closed = False
+        self._in_flight: dict[int, tuple[int, asyncio.Future[Any]]] = {}   # partition -> (SPU, request)
+        self._moved: set[int] = set()
+        client.metadata.listeners.append(self._leaders_moved)
 
     @classmethod
     async def create(cls, client: Any, topic: str, config: ProducerConfig | None = None) -> TopicProducer:
@@ -458,14 +462,35 @@ class TopicProducer:
             logger.warning("produce_retrying topic=%s partition=%d error=%s", self.topic, partition, failure)
         return max(waits)
 
+    def _leaders_moved(self, cache: MetadataCache) -> None:
+        """A metadata listener: a request in flight to an SPU that no longer leads its partition (or went
+        offline) is abandoned at once and retried on the new leader — a stopped or cut-off leader would
+        otherwise hold it for the whole request timeout. Idempotent batches are never written twice."""
+        for partition, (spu_id, call) in list(self._in_flight.items()):
+            found = cache.leader_address(self.topic, partition)
+            if (found is None or found[1].id != spu_id) and not call.done():
+                self._moved.add(partition)
+                call.cancel()
+
     async def _produce(self, partition: int, batches: list[_Batch]) -> list[int | FluvialError]:
         spu_id, conn = await self.client.leader_connection(self.topic, partition,
                                                           timeout=self.config.request_timeout_seconds)
         data = [sp.PartitionProduceData(partition, batch.payload) for batch in batches]
         timeout_ms = int(self.config.request_timeout_seconds * 1000)
         request = sp.ProduceRequest(None, self.config.isolation, timeout_ms, [sp.TopicProduceData(self.topic, data)], [])
-        resp = await self.client.spu_call(spu_id, conn, request, sp.ProduceResponse,
-                                          timeout=self.config.request_timeout_seconds + 1)
+        call = asyncio.ensure_future(self.client.spu_call(spu_id, conn, request, sp.ProduceResponse,
+                                                          timeout=self.config.request_timeout_seconds + 1))
+        self._in_flight[partition] = (spu_id, call)
+        try:
+            resp = await call
+        except asyncio.CancelledError:
+            if partition not in self._moved or (task := asyncio.current_task()) is None or task.cancelling():
+                raise
+            raise ServerError(ErrorCode.NOT_LEADER_FOR_PARTITION, f"SPU {spu_id} no longer leads",
+                              topic=self.topic, partition=partition) from None
+        finally:
+            self._in_flight.pop(partition, None)
+            self._moved.discard(partition)
         entries = [p for t in resp.responses for p in t.partitions]
         if len(entries) != len(batches):
             raise ServerError(ErrorCode.OTHER, f"produce answered {len(entries)} entries for {len(batches)} batches")
@@ -506,6 +531,8 @@ class TopicProducer:
                            len(self._unfinished), e)
         finally:
             self._closed = True
+            with contextlib.suppress(ValueError):
+                self.client.metadata.listeners.remove(self._leaders_moved)
             senders = [st.sender for st in self._parts.values() if st.sender is not None]
             await stop_tasks(senders, d.CLIENT_CLOSE_TIMEOUT_SECONDS, f"producer of {self.topic}")
             for fut in list(self._unfinished):          # queued or in flight: nobody waits forever
