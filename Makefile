@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client ensure-nats clean
+.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication ensure-nats clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-bench: bench-storage bench-client bench-nats bench-fluvial-client
+bench: bench-storage bench-client bench-nats bench-fluvial-client bench-replication
 
 bench-storage: $(STAMP)
 	$(PY) benchmarks/storage_bench.py
@@ -40,6 +40,10 @@ bench-nats: ensure-nats
 # fluvial's own client vs the official one, with NATS JetStream's acked publish rate in the same run.
 bench-fluvial-client: ensure-nats
 	$(PY) benchmarks/fluvial_client_bench.py
+
+# failover times (kill -9, SIGSTOP, link down in a network namespace: needs root) and rf=3 vs rf=1 committed produce
+bench-replication: $(STAMP)
+	$(PY) benchmarks/replication_bench.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
