@@ -25,12 +25,23 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 
 class Partitioner:
-    """Keyed records by hash; keyless ones round-robin from partition 0 (per producer)."""
+    """Keyed records by hash (always: a key's partition never changes); keyless ones round-robin from
+    partition 0 (per producer) — over `writable` partitions when some are not (a leader offline or out
+    of storage), like Kafka's availability-aware partitioner."""
 
     def __init__(self) -> None:
         self._next = itertools.count()
 
-    def partition(self, key: bytes | None, partitions: int) -> int:
+    def partition(self, key: bytes | None, partitions: int, writable: list[int] | None = None) -> int:
         if key is None:
+            if writable:
+                return writable[next(self._next) % len(writable)]
             return next(self._next) % partitions
         return partition_for_key(key, partitions)
+
+
+def writable_partitions(states: list[bool]) -> list[int] | None:
+    """Pure: the partitions to round-robin keyless records over, from each partition's "writable" flag;
+    None when all are writable (plain round-robin) or none is (nowhere better to go: keep spreading)."""
+    ok = [p for p, w in enumerate(states) if w]
+    return None if len(ok) in (0, len(states)) else ok

@@ -23,6 +23,7 @@ from typing import Any
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, FluvialError, ProducerClosed, RecordTooLarge, ServerError
 from fluvial.protocol import batch as b
+from fluvial.protocol import metadata as md
 from fluvial.protocol import spu as sp
 from fluvial.protocol.records import Compression
 from fluvial.protocol.spu import Isolation
@@ -30,7 +31,7 @@ from fluvial.protocol.spu import Isolation
 from .batchcodec import encode_batch, restamp
 from .health import explain
 from .metadata import MetadataCache
-from .partitioner import Partitioner, partition_for_key
+from .partitioner import Partitioner, partition_for_key, writable_partitions
 from .retry import RetryState, WarningGate
 from .tasks import stop_tasks
 
@@ -186,6 +187,7 @@ class TopicProducer:
         self._unfinished: set[asyncio.Future[int]] = set()
         self._warnings = WarningGate()
         self._metadata_epoch = -1
+        self._writable: list[int] | None = None        # keyless records avoid the others (None: all fine)
         self._closed = False
         self._in_flight: dict[int, tuple[int, asyncio.Future[Any]]] = {}   # partition -> (SPU, request)
         self._moved: set[int] = set()
@@ -215,6 +217,7 @@ class TopicProducer:
             if n:
                 self.partitions = n
             self._metadata_epoch = cache.epoch
+            self._writable = writable_partitions([_writable(cache, self.topic, p) for p in range(self.partitions)])
         return self.partitions
 
     async def send(self, key: bytes | str | None, value: bytes | str) -> ProduceOutput:
@@ -228,7 +231,7 @@ class TopicProducer:
         if self._buffered + size > self.config.max_buffer_bytes:
             await self._wait_space(size)
         n = self._partition_count()
-        p = self._partitioner.partition(k, n) if n > 1 else 0
+        p = self._partitioner.partition(k, n, self._writable) if n > 1 else 0
         st = self._state(p)
         if st.open is not None and st.open.bytes + size + b.HEADER_TOTAL_BYTES > self._batch_limit:
             self._seal(st)                   # the open batch and this record would not fit one batch
@@ -279,7 +282,7 @@ class TopicProducer:
     def _group(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None,
                n: int) -> dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]]:
         count = len(values)
-        if keys is None or all(k is None for k in keys):
+        if (keys is None or all(k is None for k in keys)) and self._writable is None:
             start = self._partitioner.partition(None, n)
             for _ in range(min(count, n) - 1):                 # advance the round-robin as single sends would
                 self._partitioner.partition(None, n)
@@ -292,10 +295,11 @@ class TopicProducer:
                 out[p] = (idx, None, list(values[j::n]))
             return out
         if n == 1:
-            return {0: (list(range(count)), list(keys), list(values))}
+            return {0: (list(range(count)), list(keys) if keys is not None else None, list(values))}
+        keys = keys if keys is not None else [None] * count
         grouped: dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]] = {}
         for i, (k, v) in enumerate(zip(keys, values, strict=True)):
-            p = self._partitioner.partition(None, n) if k is None else partition_for_key(k, n)
+            p = self._partitioner.partition(None, n, self._writable) if k is None else partition_for_key(k, n)
             g = grouped.get(p)
             if g is None:
                 g = grouped[p] = ([], [], [])
@@ -544,6 +548,12 @@ class TopicProducer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _writable(cache: MetadataCache, topic: str, partition: int) -> bool:
+    """Whether metadata shows the partition taking writes: an online leader, not out of storage."""
+    found = cache.leader_address(topic, partition)
+    return found is not None and found[0].resolution is md.PartitionResolution.ONLINE
 
 
 def _produce_error(err: Any, topic: str, partition: int) -> ServerError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluvial.client.partitioner import Partitioner, key_hash, partition_for_key
+from fluvial.client.partitioner import Partitioner, key_hash, partition_for_key, writable_partitions
 from fluvial.client.retry import Backoff, RetryState, WarningGate
 from fluvial.errors import ErrorCode
 
@@ -75,3 +75,21 @@ def test_one_warning_per_partition_per_interval() -> None:
     assert gate.allow(("t", 0), 0) and gate.allow(("t", 1), 1)
     assert not gate.allow(("t", 0), 29.9)
     assert gate.allow(("t", 0), 30.0)
+
+
+@pytest.mark.parametrize("states, expected", [
+    ([True, True, True], None),            # all writable: plain round-robin
+    ([False, False], None),                # none: keep spreading (every send retries anyway)
+    ([True, False, True], [0, 2]),
+    ([False, True, False], [1]),
+])
+def test_writable_partitions(states: list[bool], expected: list[int] | None) -> None:
+    assert writable_partitions(states) == expected
+
+
+def test_keyless_records_avoid_unwritable_partitions_keyed_ones_do_not() -> None:
+    p = Partitioner()
+    assert [p.partition(None, 3, [0, 2]) for _ in range(4)] == [0, 2, 0, 2]
+    key = b"k7"
+    assert p.partition(key, 3, [0, 2]) == partition_for_key(key, 3)
+    assert [p.partition(None, 3) for _ in range(3)] == [1, 2, 0]     # the count goes on
