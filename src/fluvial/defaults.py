@@ -50,11 +50,24 @@ SCRUB_IDLE_SECONDS = 30.0                         # pause between full passes
 SPACE_RESERVE_FRACTION = 0.05
 SPACE_RESERVE_MIN_BYTES = 1 * MIB
 SPACE_RESERVE_MAX_BYTES = 1 * GIB
+SPACE_REJECT_FACTOR = 1.0                         # a write must leave R free, else 72 (no state change)
 SPACE_LOW_FACTOR = 2.0                            # OK  -> LOW  when free < 2 R  (warn; retention runs)
-SPACE_FULL_FACTOR = 1.0                           # LOW -> FULL when free < R    (reject writes)
+SPACE_FULL_FACTOR = 1.25                          # LOW -> FULL when free < 1.25 R (reject every write):
+                                                  # above R, so that writes (which stop at R) reach FULL
 SPACE_FULL_RELEASE_FACTOR = 1.5                   # FULL -> LOW when free > 1.5 R
 SPACE_OK_RELEASE_FACTOR = 2.5                     # LOW -> OK  when free > 2.5 R
 SPACE_POLL_INTERVAL_SECONDS = 1.0                 # statvfs at most this often (and at every roll)
+# Free inodes (statvfs f_favail) count like free bytes, with their own reserve: 5 % of the inodes,
+# clamped to [8, 1 000 000] (a roll makes 2 files). Filesystems without an inode limit report 0: ignored.
+SPACE_RESERVE_INODES_FRACTION = 0.05
+SPACE_RESERVE_INODES_MIN = 8
+SPACE_RESERVE_INODES_MAX = 1_000_000
+SPACE_INODES_PER_ROLL = 2                         # a new segment: .log + .index
+# The kernel refused a write (ENOSPC/EDQUOT) although statvfs shows room (a quota, inodes): the dir
+# stays FULL this long before statvfs is trusted again, doubling each time up to the max; back to the
+# min as soon as free bytes or free inodes grow.
+SPACE_KERNEL_FULL_HOLD_MIN_SECONDS = 1.0
+SPACE_KERNEL_FULL_HOLD_MAX_SECONDS = 60.0
 
 # ------------------------------------------------------------------------------------------- protocol
 FRAME_MAX_BYTES = 64 * MIB                        # larger size prefixes are refused before allocating

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import enum
+import errno as errno_mod
 from dataclasses import dataclass
 
 
@@ -114,6 +115,11 @@ def retry_rule(code: ErrorCode | int) -> RetryRule:
         return RETRY_POLICY.get(ErrorCode(code), _FATAL)
     except ValueError:
         return _FATAL
+
+
+def errno_name(number: int | None) -> str:
+    """`ENOSPC` for 28; `errno=N` for a number without a name."""
+    return errno_mod.errorcode.get(number or 0, f"errno={number}")
 
 
 class FluvialError(Exception):

@@ -23,6 +23,8 @@ Buffer = bytes | bytearray | memoryview
 class FsUsage(NamedTuple):
     total_bytes: int
     free_bytes: int
+    total_inodes: int = 0      # 0: the filesystem has no inode limit
+    free_inodes: int = 0
 
 
 class FileIO:
@@ -90,7 +92,7 @@ class FileIO:
 
     def usage(self, path: str) -> FsUsage:
         st = os.statvfs(path)
-        return FsUsage(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize)
+        return FsUsage(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_files, st.f_favail)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class FaultPlan:
     erofs_on_write: bool = False
     fail_fallocate: int | None = None         # errno to raise from fallocate
     write_delay_seconds: float = 0.0
+    usage: FsUsage | None = None              # what statvfs reports (None: the real filesystem's answer)
 
 
 class FaultyFileIO(FileIO):
@@ -162,6 +165,11 @@ class FaultyFileIO(FileIO):
         if self.plan.eio_on_fsync:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         super().fsync_dir(path)
+
+    def usage(self, path: str) -> FsUsage:
+        if self.plan.usage is not None:
+            return self.plan.usage
+        return super().usage(path)
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         if self.plan.eio_on_read:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from fluvial import defaults as d
 from fluvial.storage.replica.snapshots import ProducerSnapshots
 from fluvial.storage.segment import Segment
 
@@ -14,13 +15,13 @@ logger = logging.getLogger("fluvial.storage.replica")
 class ReplicaRoll(ProducerSnapshots):
     def _roll(self, batch_bytes: int) -> None:
         """New segment first (complete, preallocated), then seal the old one. All or nothing."""
-        self._check_writable(self._index_capacity + batch_bytes, force_refresh=True)
+        self._check_writable(self._index_capacity + batch_bytes, inodes=d.SPACE_INODES_PER_ROLL, force_refresh=True)
         old = self._active
         new = self._guarded("roll", lambda: Segment.create(self.io, self.directory, self._leo, self._index_capacity,
                                                            self.config.index_max_interval_bytes), cut_to=None)
         assert isinstance(new, Segment)
         if self.guard is not None:
-            self.guard.charge(self._index_capacity)
+            self.guard.charge(self._index_capacity, inodes=d.SPACE_INODES_PER_ROLL)
         writer = old.writer
         assert writer is not None
         try:
