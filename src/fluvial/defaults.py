@@ -105,6 +105,7 @@ RETRY_BACKOFF_MAX_SECONDS = 5.0                   # ... fluvial caps each wait h
 RETRY_BACKOFF_MULTIPLIER = 2.0
 RETRY_JITTER_FRACTION = 0.2                       # each wait is randomized by ±20 %
 DELIVERY_TIMEOUT_SECONDS = 120.0                  # a record is given up after this long
+STORAGE_ERROR_NEW_LEADER_WAIT_SECONDS = 1.0       # on 56: metadata may show a new leader within this, else fail
 RETRY_WARNING_INTERVAL_SECONDS = 30.0             # at most one retry warning per partition this often
 CLIENT_CONNECT_TIMEOUT_SECONDS = 10.0             # opening a connection to the SC or an SPU
 CLIENT_REQUEST_TIMEOUT_SECONDS = 30.0             # one request/response call

@@ -23,6 +23,7 @@ from fluvial.spu.control import ControlLink
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
 from fluvial.storage.config import FlushKind
+from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
 from fluvial.storage.replica import Replica
@@ -50,6 +51,7 @@ class SpuConfig:
     sc_port: int = d.SC_PRIVATE_PORT
     flush: str | None = None
     reserve_bytes: int | None = None
+    io: FileIO = field(default=OS_IO, repr=False)   # the file layer (tests pass a FaultyFileIO)
 
 
 @dataclass
@@ -72,7 +74,7 @@ class SpuServer(srv.TwoPortServer):
     def __init__(self, config: SpuConfig) -> None:
         super().__init__()
         self.config = config
-        self.storage = StorageManager(config.data_dir, config.spu_id, reserve_bytes=config.reserve_bytes)
+        self.storage = StorageManager(config.data_dir, config.spu_id, io=config.io, reserve_bytes=config.reserve_bytes)
         self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush)
         self.storage.guard.add_listener(metrics.count_transition)
         self.storage.add_replica_listener(metrics.count_transition)
@@ -150,6 +152,12 @@ class SpuServer(srv.TwoPortServer):
                             "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
             metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
             return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
+                                               replica.log_start)
+        except Exception as e:   # a bug must not drop the connection: answer 56 and say so once
+            _errors.log(logging.ERROR, f"produce:internal:{type(e).__name__}",
+                        "produce_internal_error replica=%s-%d error=%r", topic, p.partition_index, e)
+            metrics.PRODUCE_ERRORS.labels(ErrorCode.STORAGE_ERROR.name).inc()
+            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.STORAGE_ERROR), -1, -1,
                                                replica.log_start)
         if result.records:
             local.notify_appended()

@@ -106,6 +106,8 @@ class FaultPlan:
     eio_on_read: bool = False
     erofs_on_write: bool = False
     fail_fallocate: int | None = None         # errno to raise from fallocate
+    fail_write: int | None = None             # errno to raise from every write (nothing written)
+    fail_fsync_dir: int | None = None         # errno to raise from directory fsyncs only
     write_delay_seconds: float = 0.0
     usage: FsUsage | None = None              # what statvfs reports (None: the real filesystem's answer)
 
@@ -133,6 +135,8 @@ class FaultyFileIO(FileIO):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         if plan.erofs_on_write:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        if plan.fail_write is not None:
+            raise OSError(plan.fail_write, os.strerror(plan.fail_write))
         data = b"".join(bytes(x) for x in buffers)
         with self._lock:
             allowed = self._budget(len(data))
@@ -164,6 +168,8 @@ class FaultyFileIO(FileIO):
     def fsync_dir(self, path: str) -> None:
         if self.plan.eio_on_fsync:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
+        if self.plan.fail_fsync_dir is not None:
+            raise OSError(self.plan.fail_fsync_dir, os.strerror(self.plan.fail_fsync_dir))
         super().fsync_dir(path)
 
     def usage(self, path: str) -> FsUsage:

@@ -46,6 +46,7 @@ from fluvial.storage.replica.retention import ReplicaRetention
 from fluvial.storage.replica.snapshots import stored_headers
 from fluvial.storage.replica.state import (
     IO_FAILED,
+    IO_TRANSIENT,
     REPLICA_TRANSITIONS,
     SPACE_AVAILABLE,
     SPACE_ERRNOS,
@@ -82,6 +83,7 @@ class Replica(ReplicaAppend, ReplicaRecovery, ReplicaDurability, ReplicaRead, Re
 __all__ = [
     "EMPTY_SLICE",
     "IO_FAILED",
+    "IO_TRANSIENT",
     "REPLICA_TRANSITIONS",
     "SPACE_AVAILABLE",
     "SPACE_ERRNOS",

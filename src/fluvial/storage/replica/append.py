@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fluvial import defaults as d
+from fluvial.errors import StorageFailed
 from fluvial.protocol import batch as b
 from fluvial.storage.producers import Verdict
 from fluvial.storage.replica.roll import ReplicaRoll
@@ -85,8 +86,11 @@ class ReplicaAppend(ReplicaRoll):
 
     def _append_one(self, view: memoryview, header: b.BatchHeader) -> None:
         n = len(view)
+        self._refuse_if_failed()
         writer = self._active.writer
-        assert writer is not None
+        if writer is None:   # cannot happen: a roll either completes or leaves the old segment active
+            raise StorageFailed(f"replica {self.name}: active segment has no index writer", replica=self.name,
+                                data_dir=self.directory)
         prealloc = 0 if writer.preallocated else writer.capacity_bytes
         self._check_writable(n + prealloc)
         if prealloc:
@@ -97,7 +101,9 @@ class ReplicaAppend(ReplicaRoll):
             self._roll(n)
         seg = self._active
         writer = seg.writer
-        assert writer is not None
+        if writer is None:
+            raise StorageFailed(f"replica {self.name}: active segment has no index writer", replica=self.name,
+                                data_dir=self.directory)
         base = self._leo
         pos = seg.size
         rel = base - seg.base

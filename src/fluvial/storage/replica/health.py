@@ -11,11 +11,13 @@ import os
 from collections.abc import Callable
 
 from fluvial import defaults as d
-from fluvial.errors import StorageFailed, StorageFull
+from fluvial.errors import StorageBusy, StorageFailed, StorageFull, errno_name
+from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.statemachine import Transition
 from fluvial.storage.replica.base import ReplicaBase
 from fluvial.storage.replica.state import (
     IO_FAILED,
+    IO_TRANSIENT,
     SPACE_AVAILABLE,
     SPACE_EXHAUSTED,
     ReplicaState,
@@ -24,6 +26,7 @@ from fluvial.storage.replica.state import (
 from fluvial.storage.space import DirState
 
 logger = logging.getLogger("fluvial.storage.replica")
+_transient = RateLimitedLog(logger)
 
 
 class ReplicaHealth(ReplicaBase):
@@ -33,10 +36,14 @@ class ReplicaHealth(ReplicaBase):
     and changes nothing. Without a guard, a refused write makes it FULL and the next write that
     succeeds makes it OK."""
 
-    def _check_writable(self, nbytes: int, *, inodes: int = 0, force_refresh: bool = False) -> None:
+    def _refuse_if_failed(self) -> None:
         if self._machine.state is ReplicaState.FAILED:
-            raise StorageFailed(f"replica {self.name} failed after a persistent I/O error; it takes no writes "
-                                f"until the SPU restarts and verifies it", replica=self.name, data_dir=self.directory)
+            raise StorageFailed(f"replica {self.name} failed after a persistent I/O error ({self._last_error}); it "
+                                f"takes no writes until the SPU restarts and verifies it", replica=self.name,
+                                data_dir=self.directory)
+
+    def _check_writable(self, nbytes: int, *, inodes: int = 0, force_refresh: bool = False) -> None:
+        self._refuse_if_failed()
         if self.guard is not None:
             self.guard.check(nbytes, inodes=inodes, replica=self.name, force_refresh=force_refresh)
 
@@ -46,15 +53,19 @@ class ReplicaHealth(ReplicaBase):
 
     def _follow_dir(self, state: DirState) -> Transition | None:
         if state is DirState.FULL:
-            if self.guard is not None:
+            t = self._machine.fire(SPACE_EXHAUSTED, quiet=True, cause="data dir FULL")
+            if t is not None and self.guard is not None:
                 snap = self.guard.snapshot()
                 self._last_error = snap.cause or (f"data dir {snap.data_dir} is FULL: {snap.free_bytes} bytes free, "
                                                   f"writes resume above "
                                                   f"{int(snap.reserve_bytes * d.SPACE_FULL_RELEASE_FACTOR)}")
-            return self._machine.fire(SPACE_EXHAUSTED, quiet=True, cause="data dir FULL")
+            return t
         if state is DirState.FAILED:
-            self._last_error = f"data dir {self.guard.data_dir if self.guard else '?'} FAILED"
-            return self._machine.fire(IO_FAILED, quiet=True, cause="data dir FAILED")
+            t = self._machine.fire(IO_FAILED, quiet=True, cause="data dir FAILED")
+            if t is not None:
+                self._last_error = (f"data dir {self.guard.data_dir if self.guard else '?'} FAILED after a persistent "
+                                    f"I/O error of another replica")
+            return t
         return self._machine.fire(SPACE_AVAILABLE, quiet=True, cause=f"data dir {state.name}")
 
     def _started_full(self, cause: str, err: OSError) -> None:
@@ -75,7 +86,7 @@ class ReplicaHealth(ReplicaBase):
         except OSError as err:
             raise self._recover(err, during, cut_to=cut_to) from err
 
-    def _recover(self, err: OSError, during: str, *, cut_to: int | None) -> StorageFull | StorageFailed:
+    def _recover(self, err: OSError, during: str, *, cut_to: int | None) -> StorageFull | StorageFailed | StorageBusy:
         """Cut the active log back to `cut_to` (the last good position) and classify the error."""
         kind = classify_os_error(err, during)
         if cut_to is not None:
@@ -86,7 +97,14 @@ class ReplicaHealth(ReplicaBase):
                 kind = IO_FAILED
         return self._fail(kind, err, during)
 
-    def _fail(self, kind: str, err: OSError, during: str) -> StorageFull | StorageFailed:
+    def _fail(self, kind: str, err: OSError, during: str) -> StorageFull | StorageFailed | StorageBusy:
+        if kind == IO_TRANSIENT:   # out of descriptors or memory: nothing is wrong with the disk
+            _transient.warning(f"storage_transient:{errno_name(err.errno)}:{os.path.dirname(self.directory)}",
+                               "storage_transient replica=%s during=%s errno=%s error=%s", self.name, during,
+                               errno_name(err.errno), err.strerror)
+            return StorageBusy(f"replica {self.name}: {during} refused for now: {err.strerror} "
+                               f"({errno_name(err.errno)}); retry", replica=self.name, data_dir=self.directory,
+                               errno=err.errno)
         if kind == SPACE_EXHAUSTED:
             full = StorageFull(replica=self.name, data_dir=self.directory, cause=os.strerror(err.errno or 0),
                                threshold_bytes=self.guard.reserve_bytes if self.guard else 0)
