@@ -78,9 +78,9 @@ FRAME_READ_TIMEOUT_SECONDS = 30.0                 # a frame whose size arrived m
 CONNECTION_WRITE_BUFFER_HIGH_BYTES = 4 * MIB      # pause stream producers when a peer reads this slowly
 
 # -------------------------------------------------------------------------------------------- logging
-LOG_BURST_LINES = 5                               # lines per key before suppression starts
+LOG_BURST_LINES = 1                               # lines per key when an episode starts (then summaries only)
 LOG_SUMMARY_INTERVAL_SECONDS = 10.0               # first summary interval; doubles each time ...
-LOG_SUMMARY_INTERVAL_MAX_SECONDS = 600.0          # ... up to this cap
+LOG_SUMMARY_INTERVAL_MAX_SECONDS = 60.0           # ... up to this cap (a full disk: <= 2 lines a minute after)
 
 # --------------------------------------------------------------------------------------- cluster
 SC_PUBLIC_PORT = 9003

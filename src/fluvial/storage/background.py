@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from fluvial import defaults as d
 from fluvial.errors import FluvialError
+from fluvial.observability.ratelimit import StateLog
 from fluvial.statemachine import Transition
 from fluvial.storage.config import FlushKind
 from fluvial.storage.replica import Replica
@@ -21,6 +22,7 @@ from fluvial.storage.space import DirState, SpaceGuard
 from fluvial.storage.validator import verify_segment
 
 logger = logging.getLogger(__name__)
+_periodic = StateLog(logger)
 
 
 class _Periodic:
@@ -70,10 +72,15 @@ class _Periodic:
 
     def run_once(self) -> None:
         for replica in self.replicas():
+            key = f"{self.name}:{replica.name}"
             try:
                 self.work(replica)
-            except (FluvialError, OSError) as e:
-                logger.warning("%s replica=%s error=%s", self.name, replica.name, e)
+            except (FluvialError, OSError) as e:   # once per kind of failure, not at every pass
+                _periodic.enter(key, type(e).__name__, logging.WARNING,
+                                "%s_failing replica=%s error=%s (logged once until it works again)", self.name,
+                                replica.name, e)
+            else:
+                _periodic.leave(key, "%s_resumed replica=%s", self.name, replica.name)
         self.passes += 1
 
     def work(self, replica: Replica) -> None:
@@ -159,8 +166,12 @@ class SpacePoller(_Periodic):
         self.guard = guard
 
     def run_once(self) -> None:
+        key = f"{self.name}:{self.guard.data_dir}"
         try:
             self.guard.refresh()
         except OSError as e:
-            logger.warning("%s data_dir=%s error=%s", self.name, self.guard.data_dir, e)
+            _periodic.enter(key, type(e).__name__, logging.WARNING, "%s_failing data_dir=%s error=%s", self.name,
+                            self.guard.data_dir, e)
+        else:
+            _periodic.leave(key, "%s_resumed data_dir=%s", self.name, self.guard.data_dir)
         self.passes += 1

@@ -144,7 +144,8 @@ class KernelFullHold:
 
 
 def _level(state: enum.Enum) -> int:
-    return logging.INFO if state is DirState.OK else logging.WARNING
+    """OK: INFO; LOW, FULL: WARNING; FAILED: ERROR (DESIGN.md §5, issue #9)."""
+    return {DirState.OK: logging.INFO, DirState.FAILED: logging.ERROR}.get(state, logging.WARNING)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from fluvial.storage.config import FlushKind, ReplicaConfig
 from fluvial.storage.fileio import FileHandle, FileIO
 from fluvial.storage.index import index_capacity_bytes
 from fluvial.storage.producers import ProducerTable
-from fluvial.storage.replica.state import REPLICA_TRANSITIONS, ReplicaState
+from fluvial.storage.replica.state import REPLICA_TRANSITIONS, ReplicaState, level_of
 from fluvial.storage.segment import Segment
 from fluvial.storage.space import SpaceGuard
 
@@ -30,7 +30,7 @@ class ReplicaBase:
         self.name = name
         self._clock = clock
         self._lock = threading.RLock()
-        self._machine = StateMachine("replica", name, REPLICA_TRANSITIONS, ReplicaState.OK)
+        self._machine = StateMachine("replica", name, REPLICA_TRANSITIONS, ReplicaState.OK, level_of)
         self._sealed: list[Segment] = []
         self._sealed_bases: list[int] = []
         self._active: Segment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 
 from fluvial.errors import ERRNO_CLASSES, ErrnoClass, errno_class
 
@@ -23,6 +24,11 @@ REPLICA_TRANSITIONS: dict[tuple[ReplicaState, str], ReplicaState] = {
     (ReplicaState.OK, IO_FAILED): ReplicaState.FAILED,
     (ReplicaState.FULL, IO_FAILED): ReplicaState.FAILED,
 }
+
+def level_of(state: enum.Enum) -> int:
+    """Log level of a replica transition: back to OK is INFO, FULL WARNING, FAILED ERROR."""
+    return {ReplicaState.OK: logging.INFO, ReplicaState.FAILED: logging.ERROR}.get(state, logging.WARNING)  # type: ignore[call-overload]
+
 
 IO_TRANSIENT = "io_transient"          # not an event of the table: nothing changes, the write is refused
 
