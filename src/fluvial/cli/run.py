@@ -88,6 +88,9 @@ def run_spu(
     flush: str = typer.Option("", "--flush", help="os | fsync-every-batch | fsync-interval:MS"),
     reserve_bytes: int = typer.Option(-1, "--reserve-bytes", help="Free space kept per data dir (default 5 %)."),
     metrics_addr: str = typer.Option("", "--metrics-addr", help="Serve Prometheus metrics on HOST:PORT."),
+    evict_when_full: bool = typer.Option(False, "--evict-when-full",
+                                         help="While the data dir is FULL, delete its oldest sealed segments "
+                                              "whatever the topics' retention (DATA LOSS)."),
 ) -> None:
     """Run a streaming processing unit."""
     from fluvial.spu.server import SpuConfig, SpuServer
@@ -100,7 +103,8 @@ def run_spu(
     phost, pport = split_addr(private_addr, port + 1) if private_addr else (host, port + 1)
     sc_host, sc_port = split_addr(sc_addr, d.SC_PRIVATE_PORT)
     server = SpuServer(SpuConfig(spu_id, str(data_dir), host, port, phost, pport, sc_host, sc_port,
-                                 flush or None, reserve_bytes if reserve_bytes >= 0 else None))
+                                 flush or None, reserve_bytes if reserve_bytes >= 0 else None,
+                                 evict_when_full=evict_when_full))
     _metrics(metrics_addr)
     _serve(server.start, server.stop)
 

@@ -22,7 +22,6 @@ from fluvial.protocol.metadata import CompressionAlgorithm
 from fluvial.spu.control import ControlLink
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
-from fluvial.storage.config import FlushKind
 from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
@@ -52,6 +51,7 @@ class SpuConfig:
     flush: str | None = None
     reserve_bytes: int | None = None
     io: FileIO = field(default=OS_IO, repr=False)   # the file layer (tests pass a FaultyFileIO)
+    evict_when_full: bool = False                   # while FULL, delete the data dir's oldest sealed segments
 
 
 @dataclass
@@ -74,7 +74,8 @@ class SpuServer(srv.TwoPortServer):
     def __init__(self, config: SpuConfig) -> None:
         super().__init__()
         self.config = config
-        self.storage = StorageManager(config.data_dir, config.spu_id, io=config.io, reserve_bytes=config.reserve_bytes)
+        self.storage = StorageManager(config.data_dir, config.spu_id, io=config.io, reserve_bytes=config.reserve_bytes,
+                                      evict_when_full=config.evict_when_full)
         self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush)
         self.storage.guard.add_listener(metrics.count_transition)
         self.storage.add_replica_listener(metrics.count_transition)
@@ -143,10 +144,8 @@ class SpuServer(srv.TwoPortServer):
             if not batches:
                 return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
             self._check_compression(local, batches)
-            if replica.config.flush.kind is FlushKind.FSYNC_EVERY_BATCH:
-                result = await asyncio.to_thread(replica.append_batches, batches)
-            else:
-                result = replica.append_batches(batches)
+            # off the event loop for every flush policy: a stalled disk must not stop heartbeats
+            result = await asyncio.to_thread(replica.append_batches, batches)
         except FluvialError as e:
             _errors.warning(f"produce:{type(e).__name__}:{replica.directory.rsplit('/', 1)[0]}",
                             "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
@@ -250,8 +249,9 @@ class SpuServer(srv.TwoPortServer):
                 await self._stream_error(conn, h, req, session.stream_id, WireError(code))
                 return
             appended = local.appended          # taken before reading: no lost wake-up
-            try:
-                res = local.replica.read(offset, max_bytes, isolation)
+            try:   # on the loop unless a write holds the replica (a stalled disk): then in a thread
+                res = local.replica.read(offset, max_bytes, isolation, wait=False) \
+                    or await asyncio.to_thread(local.replica.read, offset, max_bytes, isolation)
             except FluvialError as e:
                 await self._stream_error(conn, h, req, session.stream_id, WireError.from_exception(e))
                 return

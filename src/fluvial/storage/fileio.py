@@ -108,6 +108,7 @@ class FaultPlan:
     fail_fallocate: int | None = None         # errno to raise from fallocate
     fail_write: int | None = None             # errno to raise from every write (nothing written)
     fail_fsync_dir: int | None = None         # errno to raise from directory fsyncs only
+    fail_makedirs: int | None = None          # errno to raise from makedirs (nothing created)
     write_delay_seconds: float = 0.0
     usage: FsUsage | None = None              # what statvfs reports (None: the real filesystem's answer)
 
@@ -171,6 +172,11 @@ class FaultyFileIO(FileIO):
         if self.plan.fail_fsync_dir is not None:
             raise OSError(self.plan.fail_fsync_dir, os.strerror(self.plan.fail_fsync_dir))
         super().fsync_dir(path)
+
+    def makedirs(self, path: str) -> None:
+        if self.plan.fail_makedirs is not None and not os.path.isdir(path):
+            raise OSError(self.plan.fail_makedirs, os.strerror(self.plan.fail_makedirs), path)
+        super().makedirs(path)
 
     def usage(self, path: str) -> FsUsage:
         if self.plan.usage is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import errno as errno_mod
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -110,6 +111,16 @@ def inode_reserve_for(total_inodes: int) -> int:
         return 0
     r = int(total_inodes * d.SPACE_RESERVE_INODES_FRACTION)
     return max(d.SPACE_RESERVE_INODES_MIN, min(d.SPACE_RESERVE_INODES_MAX, r))
+
+
+def existing_ancestor(path: str) -> str:
+    """`path`, or its nearest existing parent (statvfs of a data dir that could not be created yet)."""
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
 
 
 _BAND_ORDER = (Band.CRITICAL, Band.LOW, Band.RECOVERING, Band.TIGHT, Band.AMPLE)
@@ -221,7 +232,7 @@ class SpaceGuard:
     def refresh(self) -> None:
         """Read statvfs now and move the state machine accordingly."""
         with self._lock:
-            usage = self._io.usage(self.data_dir)
+            usage = self._io.usage(existing_ancestor(self.data_dir))
             now = self._clock()
             self._last_poll = now
             self._store(usage)
@@ -303,7 +314,7 @@ class SpaceGuard:
         with self._lock:
             now = self._clock()
             try:
-                usage = self._io.usage(self.data_dir)
+                usage = self._io.usage(existing_ancestor(self.data_dir))
             except OSError:
                 usage = FsUsage(self.total_bytes, 0, self.total_inodes, 0)
             self._store(usage)

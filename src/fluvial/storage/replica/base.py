@@ -90,12 +90,11 @@ class ReplicaBase:
         return len(self._sealed) + 1
 
     def size_bytes(self) -> int:
-        """Fluvio's replica size: sealed logs + their indexes + active log + used active index."""
-        with self._lock:
-            total = self._active.size + self._active.index_bytes()
-            for seg in self._sealed:
-                total += seg.size + seg.index_bytes()
-            return total
+        """Fluvio's replica size: sealed logs + their indexes + active log + used active index. Takes no
+        lock (the heartbeat reads it on the event loop while a write may be stalled on the disk): a
+        value at most one write or roll old."""
+        active, sealed = self._active, list(self._sealed)
+        return active.size + active.index_bytes() + sum(seg.size + seg.index_bytes() for seg in sealed)
 
     def set_hw(self, hw: int) -> None:
         """Set the high watermark (replication); clamped to [log start, LEO]."""
