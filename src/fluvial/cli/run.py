@@ -105,6 +105,12 @@ def run_spu(
     server = SpuServer(SpuConfig(spu_id, str(data_dir), host, port, phost, pport, sc_host, sc_port,
                                  flush or None, reserve_bytes if reserve_bytes >= 0 else None,
                                  evict_when_full=evict_when_full))
+    if metrics_addr:
+        from prometheus_client import REGISTRY
+
+        from fluvial.observability.metrics import SpuCollector
+
+        REGISTRY.register(SpuCollector(server))
     _metrics(metrics_addr)
     _serve(server.start, server.stop)
 
