@@ -144,3 +144,17 @@ def test_consumer_does_not_retry_a_corrupt_segment_forever(tmp_path: Path) -> No
     assert "corrupt" in str(failure) or "SPU 5001" in str(failure), failure
     assert resumes == 0
     assert got == [b"%03d" % i for i in range(len(got))] and got        # what precedes the damage was read
+
+
+def test_a_given_up_72_says_when_writes_resume() -> None:
+    """72 given up: SPU, data dir, free bytes and the threshold (a FULL dir takes writes above 1.5 R)."""
+    from fluvial.client.health import PartitionHealth, detailed_error
+    from fluvial.errors import ServerError, StorageFull
+    from fluvial.protocol.internal import DirStateCode, ReplicaStateCode
+
+    h = PartitionHealth(5001, "t", 0, ReplicaStateCode.FULL, "/d/spu-logs-5001", DirStateCode.FULL, 1_200_000,
+                        16 << 20, 1 << 20, "data dir FULL", full_release_bytes=1_572_864)
+    e = detailed_error(h, ServerError(ErrorCode.PARTITION_FULL, "full", topic="t", partition=0))
+    assert isinstance(e, StorageFull) and e.threshold_bytes == 1_572_864
+    assert str(e) == ("partition storage is full: 1200000 bytes free in /d/spu-logs-5001 on SPU 5001, "
+                      "a write needs 1572864 bytes free")

@@ -9,6 +9,7 @@ import errno as errno_mod
 import logging
 import os
 from collections.abc import Callable
+from typing import TypeVar
 
 from fluvial import defaults as d
 from fluvial.errors import StorageBusy, StorageFailed, StorageFull, errno_name
@@ -26,6 +27,7 @@ from fluvial.storage.replica.state import (
 from fluvial.storage.space import DirState
 
 logger = logging.getLogger("fluvial.storage.replica")
+T = TypeVar("T")
 _transient = RateLimitedLog(logger)
 
 
@@ -79,7 +81,7 @@ class ReplicaHealth(ReplicaBase):
         if self.guard is None and self._machine.state is ReplicaState.FULL:   # a write that succeeds proves space
             self._machine.fire(SPACE_AVAILABLE, cause="write succeeded")
 
-    def _guarded(self, during: str, action: Callable[[], object], *, cut_to: int | None) -> object:
+    def _guarded(self, during: str, action: Callable[[], T], *, cut_to: int | None) -> T:
         """Run a write-side action; on an OS error restore the last good state and raise a typed error."""
         try:
             return action()

@@ -27,8 +27,6 @@ class ReplicaRoll(ProducerSnapshots):
                                 replica=self.name, data_dir=self.directory)
         new = self._guarded("roll", lambda: Segment.create(self.io, self.directory, self._leo, self._index_capacity,
                                                            self.config.index_max_interval_bytes), cut_to=None)
-        if not isinstance(new, Segment):
-            raise TypeError(f"Segment.create returned {type(new).__name__}")
         if self.guard is not None:
             self.guard.charge(self._index_capacity, inodes=d.SPACE_INODES_PER_ROLL)
         if self._every_batch:
