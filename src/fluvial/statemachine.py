@@ -74,15 +74,17 @@ class StateMachine:
             self.transitions += 1
             t = Transition(self.machine, self.subject, old, new, event, detail)
         followers = 0
-        for listener in self._listeners:
-            if isinstance(listener(t), Transition):
-                followers += 1
-        if not quiet:
-            extra = " ".join(f"{k}={v}" for k, v in detail.items())
-            if followers:
-                extra += f" followers={followers}"
-            logger.log(
-                self._level_of(new), "state_change machine=%s subject=%s from=%s to=%s event=%s %s",
-                self.machine, self.subject, old.name, new.name, event, extra,
-            )
+        try:
+            for listener in list(self._listeners):
+                if isinstance(listener(t), Transition):
+                    followers += 1
+        finally:   # logged even if a listener fails: the transition has happened
+            if not quiet:
+                extra = " ".join(f"{k}={v}" for k, v in detail.items())
+                if followers:
+                    extra += f" followers={followers}"
+                logger.log(
+                    self._level_of(new), "state_change machine=%s subject=%s from=%s to=%s event=%s %s",
+                    self.machine, self.subject, old.name, new.name, event, extra,
+                )
         return t

@@ -229,3 +229,43 @@ def test_concurrent_poller_and_writers_never_leave_the_guard_full_with_room(tmp_
     clock.now += 2 * d.SPACE_KERNEL_FULL_HOLD_MAX_SECONDS
     guard.refresh()
     assert guard.state is DirState.OK
+
+
+class OrderedUsageIO(FaultyFileIO):
+    """statvfs answers as the disk was when it was asked; the first call (the poller's) is held until a
+    writer's refresh has finished or 1 s passed — the interleaving the old guard got wrong."""
+
+    def __init__(self, first: FsUsage, second: FsUsage) -> None:
+        super().__init__()
+        self.first = first
+        self.answers = [first, second]
+        self.second_done = threading.Event()
+        self.calls = 0
+
+    def usage(self, path: str) -> FsUsage:
+        self.calls += 1
+        if self.calls == 1:
+            return FsUsage(100 * MIB, 50 * MIB)             # the guard's own first reading at construction
+        answer = self.answers.pop(0)
+        if answer is self.first:
+            self.second_done.wait(1.0)                       # hang guard: with one lock the other waits for us
+        return answer
+
+
+def test_the_newest_statvfs_reading_wins(tmp_path: Path) -> None:
+    """The poller read statvfs (disk full), then a writer read it again (space freed) and applied it;
+    old code then applied the poller's stale reading outside any lock, leaving the dir FULL although
+    statvfs showed room. Now reading and applying happen under one lock, in order."""
+    full, room = FsUsage(100 * MIB, R // 2), FsUsage(100 * MIB, 50 * MIB)
+    io = OrderedUsageIO(full, room)
+    guard = SpaceGuard(str(tmp_path), io=io, reserve_bytes=R, clock=Clock())
+    poller = threading.Thread(target=guard.refresh)
+    poller.start()
+    while io.calls < 2:                                        # the poller is inside statvfs
+        threading.Event().wait(0.001)
+    writer = threading.Thread(target=lambda: (guard.refresh(), io.second_done.set()))
+    writer.start()
+    poller.join(timeout=30)
+    writer.join(timeout=30)
+    assert io.answers == []
+    assert guard.state is DirState.OK and guard.free_bytes == 50 * MIB
