@@ -107,3 +107,42 @@ def test_spu_keeps_heartbeating_while_its_disk_stalls(tmp_path: Path) -> None:
     assert code == ErrorCode.NONE                                     # the stalled write completed
     assert len(online) >= 20 and all(online), online                   # never offline while stalled
     assert beats >= (STALL_SECONDS - 1) / d.HEARTBEAT_INTERVAL_SECONDS / 2, beats
+
+
+def test_failed_roll_answers_56_on_the_same_connection(tmp_path: Path) -> None:
+    """fsync-every-batch, a directory fsync that fails during a roll: every produce from then on is
+    answered StorageError (56) on the same connection. Old code: the second one hit an `assert` in the
+    replica and the SPU dropped the connection with a traceback."""
+    import errno
+
+    from fluvial.protocol import internal as i
+    from fluvial.storage import FaultPlan
+
+    io = FaultyFileIO()
+
+    async def main() -> list[ErrorCode]:
+        spu = SpuServer(SpuConfig(5001, str(tmp_path), public_port=0, private_port=0, sc_port=1, io=io,
+                                  flush="fsync-every-batch"))
+        await spu.start()
+        spu.registry.apply([i.ReplicaAssignment("t", 0, 5001, [5001], segment_size=4096)], full=True)
+        conn = await ClientConnection.connect("127.0.0.1", spu.public_port, timeout=10)
+        codes = []
+        try:
+            replica = spu.registry.get("t", 0).replica       # type: ignore[union-attr]
+            while replica.segment_count() == 1:               # fill the first segment up to the roll
+                r = await conn.request(sp.SpuApiKey.PRODUCE, V, produce_body(b"." * 900), timeout=30)
+                assert decode_from(sp.ProduceResponse, r, V).responses[0].partitions[0].error_code.ok
+            while replica._active.size + 1000 <= 4096:
+                r = await conn.request(sp.SpuApiKey.PRODUCE, V, produce_body(b"." * 900), timeout=30)
+                assert decode_from(sp.ProduceResponse, r, V).responses[0].partitions[0].error_code.ok
+            io.plan = FaultPlan(fail_fsync_dir=errno.EIO)
+            for _ in range(3):
+                r = await conn.request(sp.SpuApiKey.PRODUCE, V, produce_body(b"." * 900), timeout=30)
+                codes.append(decode_from(sp.ProduceResponse, r, V).responses[0].partitions[0].error_code.code)
+            assert not conn.closed
+        finally:
+            await conn.close()
+            await spu.stop()
+        return codes
+
+    assert asyncio.run(main()) == [ErrorCode.STORAGE_ERROR] * 3
