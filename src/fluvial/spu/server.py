@@ -144,6 +144,9 @@ class SpuServer(srv.TwoPortServer):
             if not batches:
                 return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
             self._check_compression(local, batches)
+            refused = replica.refusal()   # FULL or FAILED: answered here, no thread hop, no I/O
+            if refused is not None:
+                raise refused
             # off the event loop for every flush policy: a stalled disk must not stop heartbeats
             result = await asyncio.to_thread(replica.append_batches, batches)
         except FluvialError as e:

@@ -278,26 +278,33 @@ class SpaceGuard:
         """Raise unless `nbytes` (and `inodes` new files) can be written while keeping the reserve free.
         Writes nothing and changes no state."""
         self._maybe_refresh(force_refresh)
+        refused = self.refusal(nbytes, inodes=inodes, replica=replica)
+        if refused is not None:
+            raise refused
+
+    def refusal(self, nbytes: int, *, inodes: int = 0, replica: str = "") -> StorageFull | StorageFailed | None:
+        """The error a write of `nbytes` gets from what the guard knows now (no statvfs), or None."""
         with self._lock:
             state = self._machine.state
             free, reserve = self.free_bytes, self.reserve_bytes
             inodes_short = self.reserve_inodes > 0 and self.free_inodes - inodes < self.reserve_inodes
             cause = self._cause()
         if state is DirState.FAILED:
-            raise StorageFailed(f"data dir {self.data_dir} had a persistent I/O error; restart to verify it",
-                                replica=replica, data_dir=self.data_dir)
+            return StorageFailed(f"data dir {self.data_dir} had a persistent I/O error; restart to verify it",
+                                 replica=replica, data_dir=self.data_dir)
         threshold = int(reserve * d.SPACE_REJECT_FACTOR) + nbytes
         if state is DirState.FULL:   # writes resume once free space is above the release threshold
             threshold = max(threshold, int(reserve * d.SPACE_FULL_RELEASE_FACTOR))
         if state is DirState.FULL and cause:
-            raise StorageFull(replica=replica, data_dir=self.data_dir, free_bytes=free, threshold_bytes=threshold,
-                              cause=cause)
+            return StorageFull(replica=replica, data_dir=self.data_dir, free_bytes=free, threshold_bytes=threshold,
+                               cause=cause)
         if state is DirState.FULL or free < threshold:
-            raise StorageFull(replica=replica, data_dir=self.data_dir, free_bytes=free, threshold_bytes=threshold)
+            return StorageFull(replica=replica, data_dir=self.data_dir, free_bytes=free, threshold_bytes=threshold)
         if inodes_short:
-            raise StorageFull(replica=replica, data_dir=self.data_dir, free_bytes=free, threshold_bytes=threshold,
-                              cause=f"{self.free_inodes} inodes free, a new segment needs {inodes} beyond the "
-                                    f"reserve of {self.reserve_inodes}")
+            return StorageFull(replica=replica, data_dir=self.data_dir, free_bytes=free, threshold_bytes=threshold,
+                               cause=f"{self.free_inodes} inodes free, a new segment needs {inodes} beyond the "
+                                     f"reserve of {self.reserve_inodes}")
+        return None
 
     def charge(self, nbytes: int, *, inodes: int = 0) -> None:
         """Account for bytes (and files) just written (or, negative, just freed) between polls."""

@@ -44,6 +44,17 @@ class ReplicaHealth(ReplicaBase):
                                 f"takes no writes until the SPU restarts and verifies it", replica=self.name,
                                 data_dir=self.directory)
 
+    def refusal(self) -> StorageFull | StorageFailed | None:
+        """The error a write would get now, from the replica's and its data dir's state alone (no I/O,
+        no lock): lets the SPU answer a FULL or FAILED replica on its event loop, without a thread."""
+        if self._machine.state is ReplicaState.FAILED:
+            return StorageFailed(f"replica {self.name} failed after a persistent I/O error ({self._last_error}); it "
+                                 f"takes no writes until the SPU restarts and verifies it", replica=self.name,
+                                 data_dir=self.directory)
+        if self._machine.state is ReplicaState.FULL and self.guard is not None:
+            return self.guard.refusal(0, replica=self.name)
+        return None
+
     def _check_writable(self, nbytes: int, *, inodes: int = 0, force_refresh: bool = False) -> None:
         self._refuse_if_failed()
         if self.guard is not None:
