@@ -38,19 +38,20 @@ class ReplicaHealth(ReplicaBase):
     and changes nothing. Without a guard, a refused write makes it FULL and the next write that
     succeeds makes it OK."""
 
+    def _failed_error(self) -> StorageFailed:
+        return StorageFailed(f"replica {self.name} failed after a persistent I/O error ({self._last_error}); it "
+                             f"takes no writes until the SPU restarts and verifies it", replica=self.name,
+                             data_dir=self.directory)
+
     def _refuse_if_failed(self) -> None:
         if self._machine.state is ReplicaState.FAILED:
-            raise StorageFailed(f"replica {self.name} failed after a persistent I/O error ({self._last_error}); it "
-                                f"takes no writes until the SPU restarts and verifies it", replica=self.name,
-                                data_dir=self.directory)
+            raise self._failed_error()
 
     def refusal(self) -> StorageFull | StorageFailed | None:
         """The error a write would get now, from the replica's and its data dir's state alone (no I/O,
         no lock): lets the SPU answer a FULL or FAILED replica on its event loop, without a thread."""
         if self._machine.state is ReplicaState.FAILED:
-            return StorageFailed(f"replica {self.name} failed after a persistent I/O error ({self._last_error}); it "
-                                 f"takes no writes until the SPU restarts and verifies it", replica=self.name,
-                                 data_dir=self.directory)
+            return self._failed_error()
         if self._machine.state is ReplicaState.FULL and self.guard is not None:
             return self.guard.refusal(0, replica=self.name)
         return None
