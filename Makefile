@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication ensure-nats clean
+.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication ensure-nats ensure-prometheus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/fluvial cluster start --foreground
 
-test: $(STAMP)
+test: $(STAMP) ensure-prometheus
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
+
+# promtool (Debian's `prometheus`) for deploy/prometheus/'s rule tests; quick when present.
+ensure-prometheus:
+	bash scripts/ensure-prometheus.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

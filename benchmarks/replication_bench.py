@@ -38,7 +38,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import (  # noqa: E402
+from tests.integration.cluster import FLUVIAL, free_ports
+from tests.integration.test_replication_netns import IsolatedCluster, Net
+
+from benchlib import (
     RESULTS,
     fmt_range,
     interrupt_on_signals,
@@ -49,21 +52,18 @@ from benchlib import (  # noqa: E402
     print_markdown_table,
     write_results,
 )
-
-from fluvial import defaults as d  # noqa: E402
-from fluvial.client.admin import Admin, TopicConfig  # noqa: E402
-from fluvial.client.connect import Fluvial  # noqa: E402
-from fluvial.client.producer import ProducerConfig  # noqa: E402
-from fluvial.protocol.spu import Isolation  # noqa: E402
-from tests.integration.cluster import FLUVIAL, free_ports  # noqa: E402
-from tests.integration.test_replication_netns import IsolatedCluster, Net  # noqa: E402
+from fluvial import defaults as d
+from fluvial.client.admin import Admin, TopicConfig
+from fluvial.client.connect import Fluvial
+from fluvial.client.producer import ProducerConfig
+from fluvial.protocol.spu import Isolation
 
 SPUS = (5001, 5002, 5003)
 
 
 def percentile(xs: list[float], q: float) -> float:
     s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))] if s else float("nan")
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))] if s else float("nan")
 
 
 class LocalCluster:
@@ -126,26 +126,27 @@ async def failover_trials(sc_port: int, topic: str, trials: int, fault: Any, res
                 if before is not None:
                     p = await before(p)
                 leader = p.leader
-                t0 = 0.0
+                fault_at = [0.0]           # set when the fault is applied
                 first_after: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
-                async def acked(sent: float, handle: Any, fut: asyncio.Future[float] = first_after) -> None:
+                async def acked(sent: float, handle: Any, fut: asyncio.Future[float] = first_after,
+                                at: list[float] = fault_at) -> None:
                     await handle
-                    if t0 and sent > t0 and not fut.done():
+                    if at[0] and sent > at[0] and not fut.done():
                         fut.set_result(time.monotonic())
 
                 tasks = []
                 started = time.monotonic()
                 while not first_after.done():
                     now = time.monotonic()
-                    if not t0 and now - started > 1.0:
-                        t0 = time.monotonic()
+                    if not fault_at[0] and now - started > 1.0:
+                        fault_at[0] = time.monotonic()
                         await asyncio.to_thread(fault, leader)
                     tasks.append(asyncio.ensure_future(acked(time.monotonic(), await producer.send(None, b"x" * 100))))
                     await asyncio.sleep(0.005)
                     if time.monotonic() - started > 60:
                         raise RuntimeError("no acknowledgement within 60 s of the fault")
-                took = first_after.result() - t0
+                took = first_after.result() - fault_at[0]
                 times.append(took)
                 await producer.flush()
                 await asyncio.gather(*tasks)

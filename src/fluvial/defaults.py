@@ -50,11 +50,24 @@ SCRUB_IDLE_SECONDS = 30.0                         # pause between full passes
 SPACE_RESERVE_FRACTION = 0.05
 SPACE_RESERVE_MIN_BYTES = 1 * MIB
 SPACE_RESERVE_MAX_BYTES = 1 * GIB
+SPACE_REJECT_FACTOR = 1.0                         # a write must leave R free, else 72 (no state change)
 SPACE_LOW_FACTOR = 2.0                            # OK  -> LOW  when free < 2 R  (warn; retention runs)
-SPACE_FULL_FACTOR = 1.0                           # LOW -> FULL when free < R    (reject writes)
+SPACE_FULL_FACTOR = 1.25                          # LOW -> FULL when free < 1.25 R (reject every write):
+                                                  # above R, so that writes (which stop at R) reach FULL
 SPACE_FULL_RELEASE_FACTOR = 1.5                   # FULL -> LOW when free > 1.5 R
 SPACE_OK_RELEASE_FACTOR = 2.5                     # LOW -> OK  when free > 2.5 R
 SPACE_POLL_INTERVAL_SECONDS = 1.0                 # statvfs at most this often (and at every roll)
+# Free inodes (statvfs f_favail) count like free bytes, with their own reserve: 5 % of the inodes,
+# clamped to [8, 1 000 000] (a roll makes 2 files). Filesystems without an inode limit report 0: ignored.
+SPACE_RESERVE_INODES_FRACTION = 0.05
+SPACE_RESERVE_INODES_MIN = 8
+SPACE_RESERVE_INODES_MAX = 1_000_000
+SPACE_INODES_PER_ROLL = 2                         # a new segment: .log + .index
+# The kernel refused a write (ENOSPC/EDQUOT) although statvfs shows room (a quota, inodes): the dir
+# stays FULL this long before statvfs is trusted again, doubling each time up to the max; back to the
+# min as soon as free bytes or free inodes grow.
+SPACE_KERNEL_FULL_HOLD_MIN_SECONDS = 1.0
+SPACE_KERNEL_FULL_HOLD_MAX_SECONDS = 60.0
 
 # ------------------------------------------------------------------------------------------- protocol
 FRAME_MAX_BYTES = 64 * MIB                        # larger size prefixes are refused before allocating
@@ -69,9 +82,9 @@ CONNECTIONS_MAX = 10_000                          # accepted connections per pro
 CONNECTION_IDLE_TIMEOUT_SECONDS = 600.0           # closed when no request is in flight and no stream is open this long
 
 # -------------------------------------------------------------------------------------------- logging
-LOG_BURST_LINES = 5                               # lines per key before suppression starts
+LOG_BURST_LINES = 1                               # lines per key when an episode starts (then summaries only)
 LOG_SUMMARY_INTERVAL_SECONDS = 10.0               # first summary interval; doubles each time ...
-LOG_SUMMARY_INTERVAL_MAX_SECONDS = 600.0          # ... up to this cap
+LOG_SUMMARY_INTERVAL_MAX_SECONDS = 60.0           # ... up to this cap (a full disk: <= 2 lines a minute after)
 
 # --------------------------------------------------------------------------------------- cluster
 SC_PUBLIC_PORT = 9003
@@ -109,6 +122,7 @@ RETRY_BACKOFF_MAX_SECONDS = 5.0                   # ... fluvial caps each wait h
 RETRY_BACKOFF_MULTIPLIER = 2.0
 RETRY_JITTER_FRACTION = 0.2                       # each wait is randomized by ±20 %
 DELIVERY_TIMEOUT_SECONDS = 120.0                  # a record is given up after this long
+STORAGE_ERROR_NEW_LEADER_WAIT_SECONDS = 1.0       # on 56: metadata may show a new leader within this, else fail
 RETRY_WARNING_INTERVAL_SECONDS = 30.0             # at most one retry warning per partition this often
 CLIENT_CONNECT_TIMEOUT_SECONDS = 10.0             # opening a connection to the SC or an SPU
 CLIENT_REQUEST_TIMEOUT_SECONDS = 30.0             # one request/response call

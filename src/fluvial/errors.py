@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import enum
+import errno as errno_mod
 from dataclasses import dataclass
 
 
@@ -84,10 +85,12 @@ class ErrorCode(enum.IntEnum):
 
 @dataclass(frozen=True)
 class RetryRule:
-    """How a client treats an error code: retry it? refresh metadata before retrying?"""
+    """How a client treats an error code: retry it? refresh metadata before retrying? Or (persistent
+    errors of one replica) only continue if metadata shows a new leader — never wait them out."""
 
     retriable: bool
     refresh_metadata: bool
+    new_leader_only: bool = False
 
 
 _FATAL = RetryRule(retriable=False, refresh_metadata=False)
@@ -100,7 +103,9 @@ RETRY_POLICY: dict[ErrorCode, RetryRule] = {
     ErrorCode.SPU_NOT_FOUND: RetryRule(True, True),
     ErrorCode.PARTITION_FULL: RetryRule(True, True),
     ErrorCode.PARTITION_SHORT_CIRCUITED: RetryRule(True, True),
-    ErrorCode.STORAGE_ERROR: RetryRule(True, True),
+    # 56: a FAILED replica or corrupt data does not heal by waiting: refresh metadata once, continue on a
+    # new leader if there is one, else fail at once (with the replica-health API's cause).
+    ErrorCode.STORAGE_ERROR: RetryRule(False, True, new_leader_only=True),
     ErrorCode.REQUEST_TIMED_OUT: RetryRule(True, False),
     ErrorCode.TOPIC_PENDING_INITIALIZATION: RetryRule(True, True),
     ErrorCode.PARTITION_PENDING_INITIALIZATION: RetryRule(True, True),
@@ -114,6 +119,39 @@ def retry_rule(code: ErrorCode | int) -> RetryRule:
         return RETRY_POLICY.get(ErrorCode(code), _FATAL)
     except ValueError:
         return _FATAL
+
+
+class ErrnoClass(enum.Enum):
+    """What an OS error while writing means for a replica (DESIGN.md §4)."""
+
+    SPACE = "space"              # transient: no space; FULL until space returns; 72
+    TRANSIENT = "transient"      # transient: nothing is wrong with the disk; no state change; retried
+    PERSISTENT = "persistent"    # the disk or the file is broken: FAILED; 56
+
+
+# The one errno table. Anything not listed is persistent; a failed fsync is always persistent (its dirty
+# pages may be gone, so it is never retried), whatever its errno.
+ERRNO_CLASSES: dict[int, ErrnoClass] = {
+    errno_mod.ENOSPC: ErrnoClass.SPACE,
+    errno_mod.EDQUOT: ErrnoClass.SPACE,
+    errno_mod.EMFILE: ErrnoClass.TRANSIENT,     # this process is out of file descriptors
+    errno_mod.ENFILE: ErrnoClass.TRANSIENT,     # the system is out of file descriptors
+    errno_mod.ENOMEM: ErrnoClass.TRANSIENT,     # the kernel could not allocate memory now
+    errno_mod.EAGAIN: ErrnoClass.TRANSIENT,     # try again (== EWOULDBLOCK)
+    errno_mod.EINTR: ErrnoClass.TRANSIENT,      # interrupted (Python retries it; listed for completeness)
+}
+
+
+def errno_class(number: int | None, during: str = "write") -> ErrnoClass:
+    """Pure: the class of an OS error raised while doing `during` (fsync: always persistent)."""
+    if during == "fsync":
+        return ErrnoClass.PERSISTENT
+    return ERRNO_CLASSES.get(number or 0, ErrnoClass.PERSISTENT)
+
+
+def errno_name(number: int | None) -> str:
+    """`ENOSPC` for 28; `errno=N` for a number without a name."""
+    return errno_mod.errorcode.get(number or 0, f"errno={number}")
 
 
 class FluvialError(Exception):
@@ -287,6 +325,17 @@ class StorageFull(StorageError):
         self.cause = cause
 
 
+class StorageBusy(StorageError):
+    """Transient and not about space: the process or the system ran out of file descriptors or memory
+    (EMFILE, ENFILE, ENOMEM, EAGAIN). Nothing was kept, the replica's state is unchanged; retry."""
+
+    code = ErrorCode.REQUEST_TIMED_OUT
+
+    def __init__(self, message: str, *, replica: str = "", data_dir: str = "", errno: int | None = None) -> None:
+        super().__init__(message, replica=replica, data_dir=data_dir)
+        self.errno = errno
+
+
 class StorageFailed(StorageError):
     """Persistent: EIO, EROFS, fsync failure or another OS error. The replica takes no more writes."""
 
@@ -321,12 +370,14 @@ class InvalidConfig(FluvialError):
 class ServerError(FluvialError):
     """An error code a server answered with, as fluvial's client raises it (the code decides retries)."""
 
-    def __init__(self, code: ErrorCode, message: str = "", *, topic: str = "", partition: int = -1) -> None:
+    def __init__(self, code: ErrorCode, message: str = "", *, topic: str = "", partition: int = -1,
+                 spu_id: int = -1) -> None:
         where = f" ({topic}/{partition})" if topic else ""
         super().__init__(f"{message or code.name}{where}")
         self.code = code
         self.topic = topic
         self.partition = partition
+        self.spu_id = spu_id          # the SPU that answered, when known
 
 
 class ProducerClosed(FluvialError):

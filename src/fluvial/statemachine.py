@@ -28,7 +28,7 @@ class Transition:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-Listener = Callable[[Transition], None]
+Listener = Callable[[Transition], object]   # may return a follower's Transition
 
 
 class StateMachine:
@@ -60,7 +60,11 @@ class StateMachine:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
 
-    def fire(self, event: str, **detail: Any) -> Transition | None:
+    def fire(self, event: str, *, quiet: bool = False, **detail: Any) -> Transition | None:
+        """Apply `event`. The transition is handed to every listener, then logged once. A listener that
+        moves a machine of its own because of it (a replica following its data dir) returns that
+        `Transition`: such followers are counted in this line (`followers=N`) and fire with `quiet=True`,
+        so one change of a data dir is one line however many replicas it holds."""
         with self._lock:
             old = self._state
             new = self._table.get((old, event))
@@ -69,11 +73,18 @@ class StateMachine:
             self._state = new
             self.transitions += 1
             t = Transition(self.machine, self.subject, old, new, event, detail)
-        extra = " ".join(f"{k}={v}" for k, v in detail.items())
-        logger.log(
-            self._level_of(new), "state_change machine=%s subject=%s from=%s to=%s event=%s %s",
-            self.machine, self.subject, old.name, new.name, event, extra,
-        )
-        for listener in self._listeners:
-            listener(t)
+        followers = 0
+        try:
+            for listener in list(self._listeners):
+                if isinstance(listener(t), Transition):
+                    followers += 1
+        finally:   # logged even if a listener fails: the transition has happened
+            if not quiet:
+                extra = " ".join(f"{k}={v}" for k, v in detail.items())
+                if followers:
+                    extra += f" followers={followers}"
+                logger.log(
+                    self._level_of(new), "state_change machine=%s subject=%s from=%s to=%s event=%s %s",
+                    self.machine, self.subject, old.name, new.name, event, extra,
+                )
         return t

@@ -15,6 +15,8 @@ from stdin:
     {"cmd": "state"}                          replica / data-dir state, LEO, free bytes, files
     {"cmd": "fill", "bytes": N}               eat N bytes (or "leave_bytes": N: eat all but N) with a filler file
     {"cmd": "unfill"}                         delete the filler file
+    {"cmd": "eat_inodes", "leave": N}         create empty files until N inodes are free (--nr-inodes)
+    {"cmd": "free_inodes"}                    delete them
     {"cmd": "open"}                           open the replica (with --defer-open)
     {"cmd": "sync"}                           Replica.sync()
     {"cmd": "advance_clock", "seconds": S}    move the guard's clock (with --manual-clock)
@@ -96,6 +98,7 @@ class Worker:
         self.mount = args.mount
         self.replica_dir = replica_dir(self.mount, 5001, "disk", 0)
         self.filler = os.path.join(self.mount, FILLER_NAME)
+        self.inode_dir = os.path.join(self.mount, "inodes")
         self.clock = ManualClock() if args.manual_clock else None
         self.guard: SpaceGuard | None = None
         self.io = ObservedIO()
@@ -211,6 +214,7 @@ class Worker:
         out: dict[str, Any] = {
             "fs_free_bytes": st.f_bavail * st.f_frsize,
             "fs_total_bytes": st.f_blocks * st.f_frsize,
+            "fs_free_inodes": st.f_favail,
             "filler_bytes": os.path.getsize(self.filler) if os.path.exists(self.filler) else 0,
             "files": self._files(),
             "failed_writes": self.io.failed_writes,
@@ -258,6 +262,22 @@ class Worker:
     def unfill(self) -> dict[str, Any]:
         if os.path.exists(self.filler):
             os.unlink(self.filler)
+        return self.state()
+
+    def eat_inodes(self, leave: int) -> dict[str, Any]:
+        """Use up inodes with empty files (bytes stay free: ENOSPC with free blocks)."""
+        os.makedirs(self.inode_dir, exist_ok=True)
+        made = 0
+        while os.statvfs(self.mount).f_favail > leave:
+            open(os.path.join(self.inode_dir, f"i{made}"), "wb").close()
+            made += 1
+        return {"made": made, **self.state()}
+
+    def free_inodes(self) -> dict[str, Any]:
+        if os.path.isdir(self.inode_dir):
+            for name in os.listdir(self.inode_dir):
+                os.unlink(os.path.join(self.inode_dir, name))
+            os.rmdir(self.inode_dir)
         return self.state()
 
     def sync(self) -> dict[str, Any]:
@@ -319,7 +339,8 @@ def mount_tmpfs(args: argparse.Namespace) -> None:
         raise SystemExit(f"refusing to mount: still in the caller's mount namespace {own_ns}; run under unshare -m")
     if os.listdir(args.mount):
         raise SystemExit(f"refusing to mount over a non-empty directory {args.mount}")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.size_mib}m,mode=0755", "tmpfs", args.mount],
+    inodes = f",nr_inodes={args.nr_inodes}" if args.nr_inodes else ""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.size_mib}m,mode=0755{inodes}", "tmpfs", args.mount],
                    check=True, timeout=30, stdout=sys.stderr)
     st = os.statvfs(args.mount)
     if st.f_blocks * st.f_frsize != args.size_mib * MIB or not _is_tmpfs(args.mount):
@@ -342,6 +363,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mount", required=True, help="empty directory to mount the tmpfs on")
     p.add_argument("--outer-ns", required=True, help="the caller's /proc/self/ns/mnt, which must not be ours")
     p.add_argument("--size-mib", type=int, required=True)
+    p.add_argument("--nr-inodes", type=int, default=0, help="tmpfs inode limit (0: the default)")
     p.add_argument("--guard", choices=("default", "reserve", "none"), default="default")
     p.add_argument("--reserve-bytes", type=int, default=0, help="with --guard reserve")
     p.add_argument("--poll", type=float, default=0.05, help="guard statvfs poll interval, seconds")
@@ -364,7 +386,7 @@ def main(argv: list[str]) -> int:
     reply(ready)
     handlers = {
         "append": w.append, "read_all": w.read_all, "verify": w.verify, "state": w.state, "fill": w.fill,
-        "unfill": w.unfill, "open": w.open, "sync": w.sync, "advance_clock": w.advance_clock, "mark": w.mark,
+        "unfill": w.unfill, "eat_inodes": w.eat_inodes, "free_inodes": w.free_inodes, "open": w.open, "sync": w.sync, "advance_clock": w.advance_clock, "mark": w.mark,
         "poll": w.poll,
     }
     try:

@@ -24,6 +24,7 @@ from fluvial.errors import (
     ErrorCode,
     FluvialError,
     InvalidBatch,
+    StorageBusy,
     StorageError,
     StorageFailed,
     StorageFull,
@@ -41,7 +42,7 @@ from fluvial.storage import (
     ReplicaConfig,
     ReplicaState,
 )
-from fluvial.storage.replica import IO_FAILED, SPACE_EXHAUSTED, classify_os_error
+from fluvial.storage.replica import IO_FAILED, IO_TRANSIENT, SPACE_EXHAUSTED, classify_os_error
 from fluvial.storage.validator import log_name, verify_replica_dir
 
 SMALL_SEGMENT = 4096          # a few ~1 KiB batches per segment: rolls happen quickly
@@ -480,18 +481,22 @@ def test_no_space_for_the_first_index_opens_full_and_resumes(tmp_path: Path) -> 
 
 # -------------------------------------------------------------------------------- table: errno × operation
 
-PERSISTENT_ERRNOS = [errno.EIO, errno.EROFS, errno.EFBIG, errno.EACCES, errno.ENOMEM, errno.EBADF]
+PERSISTENT_ERRNOS = [errno.EIO, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EBADF]
+TRANSIENT_ERRNOS = [errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN]     # no state change, retried
 SPACE = (StorageFull, ReplicaState.FULL, ErrorCode.PARTITION_FULL)
 FAILED = (StorageFailed, ReplicaState.FAILED, ErrorCode.STORAGE_ERROR)
+BUSY = (StorageBusy, ReplicaState.OK, ErrorCode.REQUEST_TIMED_OUT)
 
 # (operation, errno) -> what must happen. Written out, not computed, so a wrong classifier shows up.
 FAILURE_TABLE = [
     ("write", errno.ENOSPC, SPACE),
     ("write", errno.EDQUOT, SPACE),
     *[("write", e, FAILED) for e in PERSISTENT_ERRNOS],
+    *[("write", e, BUSY) for e in TRANSIENT_ERRNOS],
     ("roll", errno.ENOSPC, SPACE),
     ("roll", errno.EDQUOT, SPACE),
     *[("roll", e, FAILED) for e in PERSISTENT_ERRNOS],
+    *[("roll", e, BUSY) for e in TRANSIENT_ERRNOS],
     ("preallocate", errno.ENOSPC, SPACE),
     ("preallocate", errno.EIO, FAILED),
     ("fsync", errno.EIO, FAILED),
@@ -524,7 +529,7 @@ def _inject(io: FaultyFileIO, replica: Replica, operation: str, err: int) -> byt
 def test_failure_table(tmp_path: Path, operation: str, err: int,
                        expected: tuple[type[StorageError], ReplicaState, ErrorCode]) -> None:
     exc_class, state, code = expected
-    kind = SPACE_EXHAUSTED if state is ReplicaState.FULL else IO_FAILED
+    kind = {ReplicaState.FULL: SPACE_EXHAUSTED, ReplicaState.FAILED: IO_FAILED, ReplicaState.OK: IO_TRANSIENT}[state]
     assert classify_os_error(OSError(err, os.strerror(err)), operation) == kind
 
     io = FaultyFileIO()
@@ -555,7 +560,7 @@ def test_failure_table(tmp_path: Path, operation: str, err: int,
     assert_clean(tmp_path)
 
     io.plan = FaultPlan()
-    if state is ReplicaState.FULL:
+    if state is not ReplicaState.FAILED:
         replica.append(batch)
         assert replica.state is ReplicaState.OK
         assert read_records(replica) == [*good, *records_of(500)]
@@ -675,5 +680,65 @@ def test_read_error_leaves_state_alone(tmp_path: Path, where: str) -> None:
     io.plan.eio_on_read = False
     assert read_records(replica) == good + records_of(10)
     assert replica.state is ReplicaState.OK
+    replica.close()
+    assert_clean(tmp_path)
+
+
+# ------------------------------------------------------------------ a failure inside a roll (issue #9)
+
+
+@pytest.mark.parametrize("err", [errno.EIO, errno.ENOSPC])
+def test_directory_fsync_failure_mid_roll_fails_with_56_and_stays_consistent(tmp_path: Path, err: int) -> None:
+    """fsync-every-batch: the directory fsync that makes a new segment durable fails. Old code had
+    already unset the old segment's index writer, so every later append hit an `assert` (the SPU dropped
+    the connection with a traceback) instead of answering StorageError (56)."""
+    io = FaultyFileIO()
+    replica = open_replica(tmp_path, io, policy="fsync-every-batch", segment=SMALL_SEGMENT)
+    fill(replica, range(2))
+    batch = batch_of(77)
+    while replica._active.size + len(batch) <= SMALL_SEGMENT:
+        replica.append(batch_of(1))
+    good = read_records(replica)
+    leo, segments = replica.leo, replica.segment_count()
+    names = sorted(os.listdir(tmp_path))
+
+    io.plan.fail_fsync_dir = err                      # a failed fsync is persistent whatever its errno
+    for _ in range(3):                                # the first refusal and every later one: typed, 56
+        with pytest.raises(StorageFailed) as info:
+            replica.append(batch)
+        assert info.value.code == ErrorCode.STORAGE_ERROR == 56
+    assert replica.state is ReplicaState.FAILED
+    assert (replica.leo, replica.segment_count()) == (leo, segments)
+    assert replica._active.writer is not None          # the previous segment is still the active one
+    assert read_records(replica) == good
+    assert sorted(os.listdir(tmp_path)) == sorted([*names, d.FAILED_MARKER_FILE])   # no half-made segment
+    replica.sync()                                    # the flusher on a FAILED replica: no-op, no assert
+    replica.close()
+
+    io.plan = FaultPlan()
+    with Replica.open(tmp_path, ReplicaConfig(segment_max_bytes=SMALL_SEGMENT), io=io) as again:
+        assert again.state is ReplicaState.OK and again.leo == leo
+        assert read_records(again) == good
+        again.append(batch)
+        assert again.segment_count() == segments + 1
+    assert_clean(tmp_path)
+
+
+@pytest.mark.parametrize("err", TRANSIENT_ERRNOS)
+def test_transient_errors_never_fail_the_replica(tmp_path: Path, err: int) -> None:
+    """EMFILE, ENFILE, ENOMEM, EAGAIN: old code made the replica FAILED (no writes until a restart)."""
+    io = FaultyFileIO()
+    replica = open_replica(tmp_path, io, segment=SMALL_SEGMENT)
+    fill(replica, range(2))
+    leo = replica.leo
+    io.plan.fail_write = err
+    for _ in range(20):
+        with pytest.raises(StorageBusy) as info:
+            replica.append(batch_of(5))
+        assert info.value.retry.retriable and info.value.errno == err
+    assert replica.state is ReplicaState.OK and replica._machine.transitions == 0
+    assert not marker(tmp_path).exists()
+    io.plan = FaultPlan()
+    assert replica.append(batch_of(5)).base_offset == leo
     replica.close()
     assert_clean(tmp_path)

@@ -120,6 +120,9 @@ def run_spu(
     max_connections: int = _MAX_CONNECTIONS,
     idle_timeout: float = _IDLE_TIMEOUT,
     write_timeout: float = _WRITE_TIMEOUT,
+    evict_when_full: bool = typer.Option(False, "--evict-when-full",
+                                         help="While the data dir is FULL, delete its oldest sealed segments "
+                                              "whatever the topics' retention (DATA LOSS)."),
 ) -> None:
     """Run a streaming processing unit."""
     from fluvial.spu.server import SpuConfig, SpuServer
@@ -133,7 +136,14 @@ def run_spu(
     sc_host, sc_port = split_addr(sc_addr, d.SC_PRIVATE_PORT)
     server = SpuServer(SpuConfig(spu_id, str(data_dir), host, port, phost, pport, sc_host, sc_port,
                                  flush or None, reserve_bytes if reserve_bytes >= 0 else None,
-                                 limits=_limits(max_connections, idle_timeout, write_timeout)))
+                                 limits=_limits(max_connections, idle_timeout, write_timeout),
+                                 evict_when_full=evict_when_full))
+    if metrics_addr:
+        from prometheus_client import REGISTRY
+
+        from fluvial.observability.metrics import SpuCollector
+
+        REGISTRY.register(SpuCollector(server))
     _metrics(metrics_addr)
     _serve(server.start, server.stop)
 

@@ -25,6 +25,7 @@ from fluvial.transport.client import ClientConnection
 
 from .batchcodec import ConsumerRecord, decode_frame, frame_next_offset
 from .connect import raise_for
+from .health import explain
 from .retry import Backoff, WarningGate
 from .tasks import stop_tasks
 
@@ -163,6 +164,7 @@ class ConsumerStream:
         self._returned: dict[int, int] = {}      # partition -> last offset handed to the caller
         self.resumes = 0                         # streams started again after a broken one (any partition)
         self._warnings = WarningGate()
+        self._serving: dict[int, int] = {}       # partition -> the SPU its current stream reads from
         self._last_flush = time.monotonic()
         self._closed = False
 
@@ -256,7 +258,11 @@ class ConsumerStream:
                 return
             except FluvialError as e:
                 rule = retry_rule(e.code)
+                if rule.new_leader_only and await self._leader_moved(partition, e):
+                    continue                          # a persistent error of that replica: read the new leader
                 if not rule.retriable:
+                    if e.code in (ErrorCode.STORAGE_ERROR, ErrorCode.PARTITION_FULL):
+                        raise await explain(self.client, self.topic, partition, e) from e
                     raise
                 attempt += 1
                 self.resumes += 1
@@ -269,11 +275,27 @@ class ConsumerStream:
                     with contextlib.suppress(FluvialError):
                         await self.client.metadata.leader(self.topic, partition, timeout=self.config.timeout_seconds)
 
+    async def _leader_moved(self, partition: int, e: FluvialError) -> bool:
+        """Corrupt data or a FAILED replica (56) never heals by retrying the same SPU: refresh metadata
+        once and continue only if another SPU now leads the partition."""
+        failed_spu = self._serving.get(partition, -1)
+        if failed_spu < 0:
+            return False
+        try:
+            await self.client.metadata.leader(self.topic, partition, not_spu=[failed_spu],
+                                              timeout=d.STORAGE_ERROR_NEW_LEADER_WAIT_SECONDS)
+        except FluvialError:
+            return False
+        logger.warning("consume_leader_changed topic=%s partition=%d failed_spu=%d error=%s", self.topic, partition,
+                       failed_spu, e)
+        return True
+
     async def _stream_once(self, partition: int, pos: _Position) -> None:
         """One StreamFetch on the current leader, until the stop offset; a retriable error when the stream
         breaks or metadata shows the leader gone (a hung SPU never answers: the SC marks it offline)."""
         cfg = self.config
         spu_id, conn = await self.client.leader_connection(self.topic, partition, timeout=cfg.timeout_seconds)
+        self._serving[partition] = spu_id
         reading = asyncio.ensure_future(self._read_stream(partition, pos, conn))
         watchdog = asyncio.ensure_future(self.client.metadata.leader_gone(self.topic, partition, spu_id))
         try:

@@ -30,6 +30,7 @@ class PartitionHealth:
     total_bytes: int
     reserve_bytes: int
     last_error: str | None
+    full_release_bytes: int = 0      # a FULL data dir takes writes again above this many free bytes
 
 
 async def partition_health(client: Any, topic: str, partition: int,
@@ -46,11 +47,13 @@ async def partition_health(client: Any, topic: str, partition: int,
     if rep is None:
         raise ServerError(ErrorCode.PARTITION_NOT_LEADER, f"SPU {resp.spu_id} holds no replica", topic=topic,
                           partition=partition)
-    dirs = [x.report for x in resp.data_dirs if rep.data_dir.startswith(x.report.path) or x.report.path == rep.data_dir]
-    data = dirs[0] if dirs else (resp.data_dirs[0].report if resp.data_dirs else None)
+    dirs = [x for x in resp.data_dirs if rep.data_dir.startswith(x.report.path) or x.report.path == rep.data_dir]
+    health = dirs[0] if dirs else (resp.data_dirs[0] if resp.data_dirs else None)
+    data = health.report if health else None
     return PartitionHealth(resp.spu_id, topic, partition, rep.report.state, data.path if data else rep.data_dir,
                            data.state if data else DirStateCode.OK, data.free_bytes if data else 0,
-                           data.total_bytes if data else 0, data.reserve_bytes if data else 0, rep.last_error)
+                           data.total_bytes if data else 0, data.reserve_bytes if data else 0, rep.last_error,
+                           health.full_release_bytes if health else 0)
 
 
 def detailed_error(h: PartitionHealth, original: FluvialError) -> FluvialError:
@@ -58,8 +61,9 @@ def detailed_error(h: PartitionHealth, original: FluvialError) -> FluvialError:
     replica = f"{h.topic}-{h.partition}"
     where = f"{h.data_dir} on SPU {h.spu_id}"
     if original.code is ErrorCode.PARTITION_FULL or h.state is ReplicaStateCode.FULL:
+        threshold = h.full_release_bytes if h.dir_state is DirStateCode.FULL and h.full_release_bytes else h.reserve_bytes
         e: FluvialError = StorageFull(replica=replica, data_dir=where, free_bytes=h.free_bytes,
-                                      threshold_bytes=h.reserve_bytes)
+                                      threshold_bytes=threshold)
     elif h.state is ReplicaStateCode.FAILED or original.code is ErrorCode.STORAGE_ERROR:
         e = StorageFailed(f"partition {h.topic}/{h.partition} storage failed on SPU {h.spu_id} ({h.data_dir}): "
                           f"{h.last_error or 'I/O error'}", replica=replica, data_dir=h.data_dir)

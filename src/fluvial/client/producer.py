@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -412,6 +413,8 @@ class TopicProducer:
             return
         assert failure is not None
         wait = self._retry_wait(partition, retry, failure)
+        if wait is None and failure.retry.new_leader_only and await self._leader_moved(partition, retry, failure):
+            wait = 0.0                                 # a persistent error of that replica: go to the new leader
         if wait is None:
             failure = await explain(self.client, self.topic, partition, failure)
             await self._restart_sequences(st)          # before anyone hears of the failure and sends more
@@ -428,6 +431,22 @@ class TopicProducer:
             with contextlib.suppress(FluvialError):      # the next attempt reports what is wrong
                 await self.client.metadata.leader(self.topic, partition, timeout=max(0.01, remaining))
         st.wake.set()
+
+    async def _leader_moved(self, partition: int, batches: list[_Batch], failure: FluvialError) -> bool:
+        """A persistent storage error (56) of the leader: refresh metadata once; True when it shows another
+        leader (within the delivery timeout), so the batches continue there; False: fail them at once."""
+        failed_spu = getattr(failure, "spu_id", -1)
+        deadline = min((b.retry.started + b.retry.deadline_seconds for b in batches if b.retry), default=math.inf)
+        wait = min(d.STORAGE_ERROR_NEW_LEADER_WAIT_SECONDS, deadline - time.monotonic())
+        if failed_spu < 0 or wait <= 0:
+            return False
+        try:
+            await self.client.metadata.leader(self.topic, partition, timeout=wait, not_spu=[failed_spu])
+        except FluvialError:
+            return False
+        logger.warning("produce_leader_changed topic=%s partition=%d failed_spu=%d error=%s", self.topic, partition,
+                       failed_spu, failure)
+        return True
 
     async def _restart_sequences(self, st: _PartitionState) -> None:
         """A batch was given up: its sequences never reached the log (or nobody knows), so the batches
@@ -503,7 +522,7 @@ class TopicProducer:
             if e.error_code.ok:
                 out.append(e.base_offset)
             else:
-                out.append(_produce_error(e.error_code, self.topic, partition))
+                out.append(_produce_error(e.error_code, self.topic, partition, spu_id))
         return out
 
     # ----------------------------------------------------------------------------------- lifecycle
@@ -556,14 +575,14 @@ def _writable(cache: MetadataCache, topic: str, partition: int) -> bool:
     return found is not None and found[0].resolution is md.PartitionResolution.ONLINE
 
 
-def _produce_error(err: Any, topic: str, partition: int) -> ServerError:
+def _produce_error(err: Any, topic: str, partition: int, spu_id: int = -1) -> ServerError:
     if err.code is ErrorCode.OTHER and err.payload:
         message = str(err.payload[0])
     elif err.code is ErrorCode.PARTITION_FULL:
         message = "the partition's storage is full"
     else:
         message = err.code.name
-    return ServerError(err.code, message, topic=topic, partition=partition)
+    return ServerError(err.code, message, topic=topic, partition=partition, spu_id=spu_id)
 
 
 async def allocate_producer_id(client: Any) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from fluvial.statemachine import Transition
@@ -110,10 +110,68 @@ class ScCollector(Collector):
                              list(sc.sessions.values()),
                              {label: store.watcher_count for label, store in sc.stores.items()},
                              [sc.replication.details(n) for n in names])
-        families: dict[str, GaugeMetricFamily] = {}
-        for s in samples:
-            fam = families.get(s.name)
-            if fam is None:
-                fam = families[s.name] = GaugeMetricFamily(s.name, SC_HELP[s.name], labels=[k for k, _v in s.labels])
-            fam.add_metric([v for _k, v in s.labels], s.value)
-        yield from families.values()
+        yield from _families(samples, SC_HELP)
+
+
+# ------------------------------------------------------------------------------------------ an SPU's own view
+
+SPU_HELP = {
+    "fluvial_spu_data_dir_total_bytes": "Size of the filesystem of each data dir (statvfs)",
+    "fluvial_spu_data_dir_free_bytes": "Free bytes of each data dir (statvfs, minus what was written since)",
+    "fluvial_spu_data_dir_reserve_bytes": "The reserve R of each data dir: a write must leave R free; FULL below 1.25 R",
+    "fluvial_spu_data_dir_free_inodes": "Free inodes of each data dir (statvfs f_favail; 0 when the filesystem has no limit)",
+    "fluvial_spu_data_dir_state": "1 for the data dir's current space state (ok, low, full, failed), 0 for the others",
+    "fluvial_spu_replica_state": "1 for each replica's current state (ok, full, failed), 0 for the others",
+}
+DIR_STATES = ("ok", "low", "full", "failed")
+REPLICA_STATES = ("ok", "full", "failed")
+
+
+def spu_samples(spu_id: int, dirs: Iterable[Any], replicas: Iterable[tuple[str, int, str]]) -> list[Sample]:
+    """Pure: an SPU's gauges from its space guards' snapshots and its replicas' (topic, partition, state)."""
+    spu = ("spu", str(spu_id))
+    out: list[Sample] = []
+    for snap in dirs:
+        labels = (spu, ("path", snap.data_dir))
+        out.append(Sample("fluvial_spu_data_dir_total_bytes", labels, float(snap.total_bytes)))
+        out.append(Sample("fluvial_spu_data_dir_free_bytes", labels, float(max(0, snap.free_bytes))))
+        out.append(Sample("fluvial_spu_data_dir_reserve_bytes", labels, float(snap.reserve_bytes)))
+        out.append(Sample("fluvial_spu_data_dir_free_inodes", labels, float(max(0, snap.free_inodes))))
+        current = snap.state.name.lower()
+        out += [Sample("fluvial_spu_data_dir_state", (*labels, ("state", s)), float(s == current)) for s in DIR_STATES]
+    for topic, partition, state in replicas:
+        labels = (spu, ("topic", topic), ("partition", str(partition)))
+        out += [Sample("fluvial_spu_replica_state", (*labels, ("state", s)), float(s == state.lower()))
+                for s in REPLICA_STATES]
+    return out
+
+
+class SpuCollector(Collector):
+    """An SPU's space and replica gauges, read at scrape time; they do not depend on the SC being up."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        storage = self.server.storage
+        replicas = [(t, p, r.state.name) for (t, p), r in sorted(storage.replicas().items())]
+        samples = spu_samples(self.server.config.spu_id, [storage.guard.snapshot()], replicas)
+        yield from _families(samples, SPU_HELP)
+        evicted = CounterMetricFamily("fluvial_spu_evicted_segments", "Sealed segments deleted by --evict-when-full "
+                                      "(data loss)", labels=["spu"])
+        evicted.add_metric([str(self.server.config.spu_id)], storage.cleaner.evicted_segments)
+        yield evicted
+        freed = CounterMetricFamily("fluvial_spu_evicted_bytes", "Bytes deleted by --evict-when-full (data loss)",
+                                    labels=["spu"])
+        freed.add_metric([str(self.server.config.spu_id)], storage.cleaner.evicted_bytes)
+        yield freed
+
+
+def _families(samples: Iterable[Sample], helps: dict[str, str]) -> Iterator[GaugeMetricFamily]:
+    families: dict[str, GaugeMetricFamily] = {}
+    for s in samples:
+        fam = families.get(s.name)
+        if fam is None:
+            fam = families[s.name] = GaugeMetricFamily(s.name, helps[s.name], labels=[k for k, _v in s.labels])
+        fam.add_metric([v for _k, v in s.labels], s.value)
+    yield from families.values()

@@ -79,7 +79,7 @@ class ReplicaHealthRequest:
 class DataDirHealth:
     """A data dir as the heartbeat reports it, plus the space guard's thresholds (DESIGN.md §5)."""
 
-    report: DataDirReport = wire(Struct(DataDirReport))    # path, state, free, total, reserve R (FULL below R)
+    report: DataDirReport = wire(Struct(DataDirReport))    # path, state, free, total, reserve R (writes leave R; FULL below 1.25R)
     low_bytes: int = wire(UINT64)                          # OK → LOW below this (2R)
     full_release_bytes: int = wire(UINT64)                 # FULL → LOW above this (1.5R)
     ok_release_bytes: int = wire(UINT64)                   # LOW → OK above this (2.5R)

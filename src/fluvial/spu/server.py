@@ -25,7 +25,7 @@ from fluvial.spu.follower import Followers
 from fluvial.spu.leader import LeaderService
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
-from fluvial.storage.config import FlushKind
+from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
 from fluvial.storage.replica import Replica
@@ -56,6 +56,8 @@ class SpuConfig:
     replica_lag_seconds: float = d.REPLICA_LAG_SECONDS
     lease_seconds: float = d.LEADER_LEASE_SECONDS
     limits: srv.ConnectionLimits = field(default_factory=srv.ConnectionLimits)
+    io: FileIO = field(default=OS_IO, repr=False)   # the file layer (tests pass a FaultyFileIO)
+    evict_when_full: bool = False                   # while FULL, delete the data dir's oldest sealed segments
 
 
 @dataclass
@@ -78,7 +80,8 @@ class SpuServer(srv.TwoPortServer):
     def __init__(self, config: SpuConfig) -> None:
         super().__init__()
         self.config = config
-        self.storage = StorageManager(config.data_dir, config.spu_id, reserve_bytes=config.reserve_bytes)
+        self.storage = StorageManager(config.data_dir, config.spu_id, io=config.io, reserve_bytes=config.reserve_bytes,
+                                      evict_when_full=config.evict_when_full)
         self.registry = ReplicaRegistry(config.spu_id, self.storage, config.flush, config.replica_lag_seconds)
         self.storage.guard.add_listener(metrics.count_transition)
         self.storage.add_replica_listener(metrics.count_transition)
@@ -218,16 +221,28 @@ class SpuServer(srv.TwoPortServer):
             if not batches:
                 return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start), None, -1
             self._check_compression(local, batches)
-            if replica.config.flush.kind is FlushKind.FSYNC_EVERY_BATCH:
-                result = await asyncio.to_thread(replica.append_batches, batches)
-            else:
-                result = replica.append_batches(batches)
+            refused = replica.refusal()   # FULL or FAILED: answered here, no thread hop, no I/O
+            if refused is not None:
+                raise refused
+            # off the event loop for every flush policy: a stalled disk must not stop heartbeats
+            result = await asyncio.to_thread(replica.append_batches, batches)
         except FluvialError as e:
             _errors.warning(f"produce:{type(e).__name__}:{replica.directory.rsplit('/', 1)[0]}",
                             "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
             metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
             return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
                                                replica.log_start), None, -1
+        except Exception as e:   # a bug must not drop the connection: answer 56 and say so once
+            _errors.log(logging.ERROR, f"produce:internal:{type(e).__name__}",
+                        "produce_internal_error replica=%s-%d error=%r", topic, p.partition_index, e)
+            metrics.PRODUCE_ERRORS.labels(ErrorCode.STORAGE_ERROR.name).inc()
+            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.STORAGE_ERROR), -1, -1,
+                                               replica.log_start), None, -1
+        if local.replicated and (self.control is None or not self.control.lease_valid()):
+            # the lease ran out while the append waited for the disk: written, but never acknowledged here
+            # (it is not committed, and a truncation as follower removes it)
+            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
+                                               -1, -1, replica.log_start), None, -1
         if result.records:
             local.update_hw()
             local.notify_appended()
@@ -321,8 +336,9 @@ class SpuServer(srv.TwoPortServer):
                 await self._stream_error(conn, h, req, session.stream_id, WireError(code))
                 return
             appended = local.appended          # taken before reading: no lost wake-up
-            try:
-                res = local.replica.read(offset, max_bytes, isolation)
+            try:   # on the loop unless a write holds the replica (a stalled disk): then in a thread
+                res = local.replica.read(offset, max_bytes, isolation, wait=False) \
+                    or await asyncio.to_thread(local.replica.read, offset, max_bytes, isolation)
             except FluvialError as e:
                 await self._stream_error(conn, h, req, session.stream_id, WireError.from_exception(e))
                 return

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from fluvial import defaults as d
 from fluvial.errors import FluvialError
+from fluvial.observability.ratelimit import StateLog
 from fluvial.statemachine import Transition
 from fluvial.storage.config import FlushKind
 from fluvial.storage.replica import Replica
@@ -21,6 +22,7 @@ from fluvial.storage.space import DirState, SpaceGuard
 from fluvial.storage.validator import verify_segment
 
 logger = logging.getLogger(__name__)
+_periodic = StateLog(logger)
 
 
 class _Periodic:
@@ -70,10 +72,15 @@ class _Periodic:
 
     def run_once(self) -> None:
         for replica in self.replicas():
+            key = f"{self.name}:{replica.name}"
             try:
                 self.work(replica)
-            except (FluvialError, OSError) as e:
-                logger.warning("%s replica=%s error=%s", self.name, replica.name, e)
+            except (FluvialError, OSError) as e:   # once per kind of failure, not at every pass
+                _periodic.enter(key, type(e).__name__, logging.WARNING,
+                                "%s_failing replica=%s error=%s (logged once until it works again)", self.name,
+                                replica.name, e)
+            else:
+                _periodic.leave(key, "%s_resumed replica=%s", self.name, replica.name)
         self.passes += 1
 
     def work(self, replica: Replica) -> None:
@@ -103,12 +110,20 @@ class Flusher(_Periodic):
 
 
 class Cleaner(_Periodic):
-    """Runs retention on every replica periodically, and at once when a data dir runs LOW."""
+    """Runs retention on every replica periodically, and at once when a data dir runs LOW. Retention
+    never deletes what a topic's retention keeps — unless `evict_when_full` (the SPU's
+    `--evict-when-full`): then, while the data dir is FULL, the oldest sealed segments of the whole data
+    dir go first (DATA LOSS: logged, counted in `evicted_segments` / `evicted_bytes`)."""
 
     name = "storage-cleaner"
 
-    def __init__(self, interval_seconds: float = d.CLEANING_INTERVAL_SECONDS) -> None:
+    def __init__(self, interval_seconds: float = d.CLEANING_INTERVAL_SECONDS, *, guard: SpaceGuard | None = None,
+                 evict_when_full: bool = False) -> None:
         super().__init__(interval_seconds)
+        self.guard = guard
+        self.evict_when_full = evict_when_full
+        self.evicted_segments = 0
+        self.evicted_bytes = 0
 
     def on_space_transition(self, t: Transition) -> None:
         if t.new in (DirState.LOW, DirState.FULL):
@@ -116,6 +131,31 @@ class Cleaner(_Periodic):
 
     def work(self, replica: Replica) -> None:
         replica.apply_retention()
+
+    def run_once(self) -> None:
+        super().run_once()
+        if self.evict_when_full and self.guard is not None and self.guard.state is DirState.FULL:
+            self.evict_while_full(self.guard)
+
+    def evict_while_full(self, guard: SpaceGuard) -> None:
+        """Remove the data dir's oldest sealed segments, one at a time, until it is no longer FULL."""
+        segments = freed = 0
+        touched: set[str] = set()
+        while guard.state is DirState.FULL and not self._stop.is_set():
+            aged = [(m, r) for r in self.replicas() if (m := r.oldest_sealed_mtime()) is not None]
+            if not aged:
+                break
+            _mtime, replica = min(aged, key=lambda x: x[0])
+            freed += replica.evict_oldest_sealed()
+            segments += 1
+            touched.add(replica.name)
+            guard.refresh()
+        if segments:
+            self.evicted_segments += segments
+            self.evicted_bytes += freed
+            logger.warning("evicted_when_full data_dir=%s segments=%d freed_bytes=%d replicas=%s state=%s "
+                           "(data loss: --evict-when-full)", guard.data_dir, segments, freed,
+                           ",".join(sorted(touched)), guard.state.name)
 
 
 class Scrub(_Periodic):
@@ -154,13 +194,21 @@ class SpacePoller(_Periodic):
 
     name = "storage-space"
 
-    def __init__(self, guard: SpaceGuard, interval_seconds: float = d.SPACE_POLL_INTERVAL_SECONDS) -> None:
+    def __init__(self, guard: SpaceGuard, interval_seconds: float = d.SPACE_POLL_INTERVAL_SECONDS,
+                 before_poll: Callable[[], object] | None = None) -> None:
         super().__init__(interval_seconds)
         self.guard = guard
+        self.before_poll = before_poll
 
     def run_once(self) -> None:
+        key = f"{self.name}:{self.guard.data_dir}"
+        if self.before_poll is not None:
+            self.before_poll()
         try:
             self.guard.refresh()
         except OSError as e:
-            logger.warning("%s data_dir=%s error=%s", self.name, self.guard.data_dir, e)
+            _periodic.enter(key, type(e).__name__, logging.WARNING, "%s_failing data_dir=%s error=%s", self.name,
+                            self.guard.data_dir, e)
+        else:
+            _periodic.leave(key, "%s_resumed data_dir=%s", self.name, self.guard.data_dir)
         self.passes += 1

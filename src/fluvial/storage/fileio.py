@@ -23,6 +23,8 @@ Buffer = bytes | bytearray | memoryview
 class FsUsage(NamedTuple):
     total_bytes: int
     free_bytes: int
+    total_inodes: int = 0      # 0: the filesystem has no inode limit
+    free_inodes: int = 0
 
 
 class FileIO:
@@ -90,7 +92,7 @@ class FileIO:
 
     def usage(self, path: str) -> FsUsage:
         st = os.statvfs(path)
-        return FsUsage(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize)
+        return FsUsage(st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_files, st.f_favail)
 
 
 @dataclass
@@ -104,7 +106,11 @@ class FaultPlan:
     eio_on_read: bool = False
     erofs_on_write: bool = False
     fail_fallocate: int | None = None         # errno to raise from fallocate
+    fail_write: int | None = None             # errno to raise from every write (nothing written)
+    fail_fsync_dir: int | None = None         # errno to raise from directory fsyncs only
+    fail_makedirs: int | None = None          # errno to raise from makedirs (nothing created)
     write_delay_seconds: float = 0.0
+    usage: FsUsage | None = None              # what statvfs reports (None: the real filesystem's answer)
 
 
 class FaultyFileIO(FileIO):
@@ -130,6 +136,8 @@ class FaultyFileIO(FileIO):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         if plan.erofs_on_write:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        if plan.fail_write is not None:
+            raise OSError(plan.fail_write, os.strerror(plan.fail_write))
         data = b"".join(bytes(x) for x in buffers)
         with self._lock:
             allowed = self._budget(len(data))
@@ -161,7 +169,19 @@ class FaultyFileIO(FileIO):
     def fsync_dir(self, path: str) -> None:
         if self.plan.eio_on_fsync:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
+        if self.plan.fail_fsync_dir is not None:
+            raise OSError(self.plan.fail_fsync_dir, os.strerror(self.plan.fail_fsync_dir))
         super().fsync_dir(path)
+
+    def makedirs(self, path: str) -> None:
+        if self.plan.fail_makedirs is not None and not os.path.isdir(path):
+            raise OSError(self.plan.fail_makedirs, os.strerror(self.plan.fail_makedirs), path)
+        super().makedirs(path)
+
+    def usage(self, path: str) -> FsUsage:
+        if self.plan.usage is not None:
+            return self.plan.usage
+        return super().usage(path)
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         if self.plan.eio_on_read:

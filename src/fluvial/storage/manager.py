@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fluvial import defaults as d
+from fluvial.errors import ErrnoClass, errno_class, errno_name
 from fluvial.statemachine import Listener
 from fluvial.storage.background import Cleaner, Flusher, Scrub, SpacePoller
 from fluvial.storage.config import ReplicaConfig
@@ -45,23 +46,50 @@ class StorageManager:
         cleaning_interval_seconds: float = d.CLEANING_INTERVAL_SECONDS,
         scrub_interval_seconds: float = d.SCRUB_IDLE_SECONDS,
         on_corruption: Callable[[Replica, int, int, str], None] | None = None,
+        evict_when_full: bool = False,
         start: bool = True,
     ) -> None:
         self.io = io
         self.base_dir = os.path.join(str(data_dir), f"{d.SPU_LOGS_DIR_PREFIX}{spu_id}")
-        io.makedirs(self.base_dir)
         self.guard = SpaceGuard(self.base_dir, io=io, reserve_bytes=reserve_bytes,
                                 poll_interval_seconds=poll_interval_seconds)
+        self.base_dir_error: OSError | None = None
+        self.ensure_base_dir()
         self.flusher = Flusher()
-        self.cleaner = Cleaner(cleaning_interval_seconds)
+        self.cleaner = Cleaner(cleaning_interval_seconds, guard=self.guard, evict_when_full=evict_when_full)
         self.scrub = Scrub(scrub_interval_seconds, on_corruption=on_corruption)
-        self.poller = SpacePoller(self.guard, poll_interval_seconds)
+        self.poller = SpacePoller(self.guard, poll_interval_seconds, before_poll=self.ensure_base_dir)
         self.guard.add_listener(self.cleaner.on_space_transition)
         self._replicas: dict[tuple[str, int], Replica] = {}
         self._listeners: list[Listener] = []
         if start:
             for task in (self.flusher, self.cleaner, self.scrub, self.poller):
                 task.start()
+
+    def ensure_base_dir(self) -> bool:
+        """Create `spu-logs-N` if it is missing. A disk that cannot take it does not stop the SPU: no
+        space → the data dir is FULL (held, retried at every poll); a persistent error → FAILED; a
+        transient one (EMFILE, ...) → retried at the next poll."""
+        try:
+            self.io.makedirs(self.base_dir)
+        except OSError as err:
+            first = self.base_dir_error is None
+            self.base_dir_error = err
+            kind = errno_class(err.errno, "mkdir")
+            if kind is ErrnoClass.SPACE:
+                if self.guard.state is not DirState.FULL:
+                    self.guard.observe_enospc(err.errno or 0)
+            elif kind is ErrnoClass.PERSISTENT:
+                self.guard.observe_failure(err)
+            if first:
+                logger.error("data_dir_unavailable dir=%s errno=%s error=%s state=%s", self.base_dir,
+                             errno_name(err.errno), err.strerror, self.guard.state.name)
+            return False
+        if self.base_dir_error is not None:
+            self.base_dir_error = None
+            logger.info("data_dir_created dir=%s", self.base_dir)
+            self.guard.refresh()
+        return True
 
     def add_replica_listener(self, listener: Listener) -> None:
         """Receive every replica state transition (the SPU logs it once and reports it)."""
@@ -75,6 +103,8 @@ class StorageManager:
     def stored_replicas(self) -> list[tuple[str, int]]:
         """Replica directories already on disk."""
         out = []
+        if not os.path.isdir(self.base_dir):
+            return out
         for name in sorted(self.io.listdir(self.base_dir)):
             key = parse_replica_name(name)
             if key is not None and os.path.isdir(os.path.join(self.base_dir, name)):

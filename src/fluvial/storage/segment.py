@@ -93,8 +93,9 @@ class Segment:
         return self._entries
 
     def index_bytes(self) -> int:
-        if self.writer is not None:
-            return self.writer.used_bytes()
+        writer = self.writer          # read once: a roll may unset it meanwhile (size_bytes takes no lock)
+        if writer is not None:
+            return writer.used_bytes()
         try:
             return self.io.stat_size(self.index_path)
         except FileNotFoundError:

@@ -119,7 +119,7 @@ R = 1000
 
 @pytest.mark.parametrize(
     ("free", "expected"),
-    [(0, Band.CRITICAL), (999, Band.CRITICAL), (1000, Band.LOW), (1500, Band.LOW), (1501, Band.RECOVERING),
+    [(0, Band.CRITICAL), (1249, Band.CRITICAL), (1250, Band.LOW), (1500, Band.LOW), (1501, Band.RECOVERING),
      (1999, Band.RECOVERING), (2000, Band.TIGHT), (2500, Band.TIGHT), (2501, Band.AMPLE)],
 )
 def test_band(free: int, expected: Band) -> None:
@@ -146,14 +146,15 @@ def _walk(start: DirState, frees: list[int]) -> list[DirState]:
     ("name", "frees", "expected"),
     [
         ("OK→LOW below 2R", [1999], [DirState.LOW]),
-        ("LOW→FULL below R", [1999, 999], [DirState.LOW, DirState.FULL]),
+        ("LOW→FULL below 1.25R", [1999, 1249], [DirState.LOW, DirState.FULL]),
+        ("LOW holds at 1.25R", [1999, 1250], [DirState.LOW, DirState.LOW]),
         ("OK→FULL straight", [10], [DirState.FULL]),
         ("FULL holds up to 1.5R", [999, 1200, 1500], [DirState.FULL] * 3),
         ("FULL→LOW above 1.5R", [999, 1501], [DirState.FULL, DirState.LOW]),
         ("LOW holds up to 2.5R", [999, 1600, 2500], [DirState.FULL, DirState.LOW, DirState.LOW]),
         ("LOW→OK above 2.5R", [1999, 2501], [DirState.LOW, DirState.OK]),
         ("FULL→OK straight", [999, 10**6], [DirState.FULL, DirState.OK]),
-        ("no flapping around R", [999, 1001, 999, 1001], [DirState.FULL] * 4),
+        ("no flapping around 1.25R", [1249, 1251, 1249, 1251], [DirState.FULL] * 4),
         ("OK holds at 2R", [2000, 2400], [DirState.OK, DirState.OK]),
     ],
 )

@@ -48,6 +48,7 @@ from fluvial.storage.replica.retention import ReplicaRetention
 from fluvial.storage.replica.snapshots import stored_headers
 from fluvial.storage.replica.state import (
     IO_FAILED,
+    IO_TRANSIENT,
     REPLICA_TRANSITIONS,
     SPACE_AVAILABLE,
     SPACE_ERRNOS,
@@ -84,6 +85,7 @@ class Replica(ReplicaReplication, ReplicaRecovery, ReplicaDurability, ReplicaRea
 __all__ = [
     "EMPTY_SLICE",
     "IO_FAILED",
+    "IO_TRANSIENT",
     "REPLICA_TRANSITIONS",
     "SPACE_AVAILABLE",
     "SPACE_ERRNOS",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fluvial import defaults as d
+from fluvial.errors import StorageFailed
 from fluvial.protocol import batch as b
 from fluvial.storage.producers import Verdict
 from fluvial.storage.replica.roll import ReplicaRoll
@@ -87,8 +88,11 @@ class ReplicaAppend(ReplicaRoll):
         """Write one validated batch at the LEO: its base offset and, when `epoch` >= 0, the leader epoch
         are written into its header (both outside the CRC)."""
         n = len(view)
+        self._refuse_if_failed()
         writer = self._active.writer
-        assert writer is not None
+        if writer is None:   # cannot happen: a roll either completes or leaves the old segment active
+            raise StorageFailed(f"replica {self.name}: active segment has no index writer", replica=self.name,
+                                data_dir=self.directory)
         prealloc = 0 if writer.preallocated else writer.capacity_bytes
         self._check_writable(n + prealloc)
         if prealloc:
@@ -99,7 +103,9 @@ class ReplicaAppend(ReplicaRoll):
             self._roll(n)
         seg = self._active
         writer = seg.writer
-        assert writer is not None
+        if writer is None:
+            raise StorageFailed(f"replica {self.name}: active segment has no index writer", replica=self.name,
+                                data_dir=self.directory)
         base = self._leo
         pos = seg.size
         rel = base - seg.base

@@ -15,7 +15,7 @@ from fluvial.storage.config import FlushKind, ReplicaConfig
 from fluvial.storage.fileio import FileHandle, FileIO
 from fluvial.storage.index import index_capacity_bytes
 from fluvial.storage.producers import ProducerTable
-from fluvial.storage.replica.state import REPLICA_TRANSITIONS, ReplicaState
+from fluvial.storage.replica.state import REPLICA_TRANSITIONS, ReplicaState, level_of
 from fluvial.storage.segment import Segment
 from fluvial.storage.space import SpaceGuard
 
@@ -30,7 +30,7 @@ class ReplicaBase:
         self.name = name
         self._clock = clock
         self._lock = threading.RLock()
-        self._machine = StateMachine("replica", name, REPLICA_TRANSITIONS, ReplicaState.OK)
+        self._machine = StateMachine("replica", name, REPLICA_TRANSITIONS, ReplicaState.OK, level_of)
         self._sealed: list[Segment] = []
         self._sealed_bases: list[int] = []
         self._active: Segment
@@ -91,12 +91,11 @@ class ReplicaBase:
         return len(self._sealed) + 1
 
     def size_bytes(self) -> int:
-        """Fluvio's replica size: sealed logs + their indexes + active log + used active index."""
-        with self._lock:
-            total = self._active.size + self._active.index_bytes()
-            for seg in self._sealed:
-                total += seg.size + seg.index_bytes()
-            return total
+        """Fluvio's replica size: sealed logs + their indexes + active log + used active index. Takes no
+        lock (the heartbeat reads it on the event loop while a write may be stalled on the disk): a
+        value at most one write or roll old."""
+        active, sealed = self._active, list(self._sealed)
+        return active.size + active.index_bytes() + sum(seg.size + seg.index_bytes() for seg in sealed)
 
     def set_hw(self, hw: int) -> None:
         """Set the high watermark (replication); clamped to [log start, LEO]."""

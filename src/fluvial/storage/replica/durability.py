@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 
+from fluvial.errors import errno_name
+from fluvial.observability.ratelimit import StateLog
 from fluvial.storage.replica.health import ReplicaHealth
 from fluvial.storage.replica.state import IO_FAILED, ReplicaState, classify_os_error
 
 logger = logging.getLogger("fluvial.storage.replica")
+periodic = StateLog(logger)   # what a periodic task cannot write: once per state, not per pass
 
 
 class ReplicaDurability(ReplicaHealth):
@@ -34,6 +37,7 @@ class ReplicaDurability(ReplicaHealth):
             with self._lock:
                 raise self._fail(IO_FAILED, err, "fsync") from err
         if hw_dirty:
+            key = f"checkpoint:{self.name}"
             try:
                 self._checkpoint.store(hw)
                 self._checkpoint.sync()
@@ -42,4 +46,8 @@ class ReplicaDurability(ReplicaHealth):
                     self._hw_dirty = True
                     if classify_os_error(err, "checkpoint") == IO_FAILED:
                         raise self._fail(IO_FAILED, err, "checkpoint") from err
-                    logger.warning("checkpoint_deferred replica=%s error=%r", self.name, err.strerror)
+                    periodic.enter(key, errno_name(err.errno), logging.WARNING,
+                                   "checkpoint_deferred replica=%s error=%r (logged once until it succeeds)",
+                                   self.name, err.strerror)
+            else:
+                periodic.leave(key, "checkpoint_resumed replica=%s hw=%d", self.name, hw)

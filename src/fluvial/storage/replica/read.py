@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import overload
 
 from fluvial import defaults as d
 from fluvial.errors import CorruptData, OffsetBeyondEnd, OffsetEvicted
@@ -53,21 +54,43 @@ class ReadResult:
 
 
 class ReplicaRead(ReplicaBase):
+    @overload
+    def read(self, start: int, max_bytes: int = ..., isolation: Isolation = ...) -> ReadResult: ...
+
+    @overload
+    def read(self, start: int, max_bytes: int = ..., isolation: Isolation = ..., *,
+             wait: bool) -> ReadResult | None: ...
+
     def read(self, start: int, max_bytes: int = d.READ_MAX_BYTES,
-             isolation: Isolation = Isolation.READ_UNCOMMITTED) -> ReadResult:
+             isolation: Isolation = Isolation.READ_UNCOMMITTED, *, wait: bool = True) -> ReadResult | None:
         """Whole batches from the one holding `start`, within one segment, up to `max_bytes` (at least
-        one batch), ending below HW (committed) or LEO (uncommitted)."""
-        with self._lock:
-            leo, hw, log_start = self._leo, self._hw, self.log_start
-            if start > leo:
-                raise OffsetBeyondEnd(start, leo)
-            if start < log_start:
-                raise OffsetEvicted(start, log_start)
-            upper = hw if isolation is Isolation.READ_COMMITTED else leo
-            if start >= upper:
-                return ReadResult(log_start, hw, leo, EMPTY_SLICE)
-            seg = self._segment_for(start)
-            size = seg.size
+        one batch), ending below HW (committed) or LEO (uncommitted). `wait=False`: None at once when a
+        writer holds the replica (e.g. a write stalled on the disk), so an event loop never blocks."""
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
+            view = self._view(start, isolation)
+        finally:
+            self._lock.release()
+        if isinstance(view, ReadResult):
+            return view
+        return self._slice(*view, max_bytes)   # file reads need no lock: bytes below `size` never change
+
+    def _view(self, start: int, isolation: Isolation) -> ReadResult | tuple[Segment, int, int, int, int, int, int]:
+        """Under the lock: the offsets, the segment holding `start` and its size (or an empty result)."""
+        leo, hw, log_start = self._leo, self._hw, self.log_start
+        if start > leo:
+            raise OffsetBeyondEnd(start, leo)
+        if start < log_start:
+            raise OffsetEvicted(start, log_start)
+        upper = hw if isolation is Isolation.READ_COMMITTED else leo
+        if start >= upper:
+            return ReadResult(log_start, hw, leo, EMPTY_SLICE)
+        seg = self._segment_for(start)
+        return seg, start, seg.size, upper, log_start, hw, leo
+
+    def _slice(self, seg: Segment, start: int, size: int, upper: int, log_start: int, hw: int, leo: int,
+               max_bytes: int) -> ReadResult:
         pos = seg.find_position(start)
         end = size if upper >= seg.end_offset else seg.find_position(upper)
         if seg.corrupt_at is not None:

@@ -21,7 +21,7 @@ from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.replica.snapshots import ProducerSnapshots
 from fluvial.storage.replica.state import SPACE_ERRNOS
 from fluvial.storage.segment import Segment
-from fluvial.storage.space import SpaceGuard
+from fluvial.storage.space import DirState, SpaceGuard
 from fluvial.storage.validator import segment_bases, verify_segment, walk_batches
 
 logger = logging.getLogger("fluvial.storage.replica")
@@ -60,13 +60,15 @@ class ReplicaRecovery(ProducerSnapshots):
         self._hw = self._leo if stored is None else max(self.log_start, min(stored, self._leo))
         if guard is not None:
             guard.add_listener(self._on_space_transition)
+            if guard.state is not DirState.OK:
+                self._follow_dir(guard.state)
         if verify_all:
             self._verify_all_sealed()
             io.unlink(marker)
         self._load_producers()
         self._load_epochs()
-        logger.info("replica_open replica=%s dir=%s segments=%d log_start=%d hw=%d leo=%d", self.name,
-                    directory, len(self._sealed) + 1, self.log_start, self._hw, self._leo)
+        logger.info("replica_open replica=%s dir=%s segments=%d log_start=%d hw=%d leo=%d state=%s", self.name,
+                    directory, len(self._sealed) + 1, self.log_start, self._hw, self._leo, self.state.name)
         return self
 
     def _create_first_segment(self, cap: int, interval: int) -> Segment:
@@ -75,6 +77,7 @@ class ReplicaRecovery(ProducerSnapshots):
         except OSError as e:
             if e.errno not in SPACE_ERRNOS:
                 raise
+            refused = e
         else:
             if self.guard is not None:
                 self.guard.charge(cap)  # the preallocated index, as a roll does
@@ -83,7 +86,7 @@ class ReplicaRecovery(ProducerSnapshots):
         seg = Segment.create(self.io, self.directory, 0, 0, interval)
         seg.writer.capacity_bytes = cap  # type: ignore[union-attr]
         seg.writer.preallocated = False  # type: ignore[union-attr]
-        self._started_full("no space for the first index")
+        self._started_full("no space for the first index", refused)
         return seg
 
     def _recover_active_tail(self) -> None:

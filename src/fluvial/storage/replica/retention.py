@@ -27,6 +27,26 @@ class ReplicaRetention(ReplicaBase):
                                    now=self._clock() if now is None else now)
         if not count:
             return 0
+        freed = self._remove_oldest(count)
+        logger.info("retention replica=%s removed_segments=%d freed_bytes=%d log_start=%d", self.name, count,
+                    freed, self.log_start)
+        return count
+
+    def oldest_sealed_mtime(self) -> float | None:
+        """mtime of the oldest sealed segment (None: nothing sealed)."""
+        with self._lock:
+            oldest = self._sealed[0] if self._sealed else None
+        return None if oldest is None else self.io.mtime(oldest.log_path)
+
+    def evict_oldest_sealed(self) -> int:
+        """Remove the oldest sealed segment whatever retention says (`--evict-when-full`: DATA LOSS, the
+        caller logs and counts it). Returns the bytes freed (0: nothing sealed)."""
+        with self._lock:
+            if not self._sealed:
+                return 0
+        return self._remove_oldest(1)
+
+    def _remove_oldest(self, count: int) -> int:
         with self._lock:
             removed = self._sealed[:count]
             self._sealed = self._sealed[count:]
@@ -39,8 +59,6 @@ class ReplicaRetention(ReplicaBase):
             for path in (seg.log_path, seg.index_path):
                 with contextlib.suppress(FileNotFoundError):
                     self.io.unlink(path)
-        logger.info("retention replica=%s removed_segments=%d freed_bytes=%d log_start=%d", self.name, count,
-                    freed, self.log_start)
         if self.guard is not None:
             self.guard.charge(-freed)
-        return count
+        return freed

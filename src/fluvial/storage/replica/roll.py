@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from fluvial import defaults as d
+from fluvial.errors import StorageFailed
 from fluvial.storage.replica.snapshots import ProducerSnapshots
+from fluvial.storage.replica.state import IO_FAILED
 from fluvial.storage.segment import Segment
 
 logger = logging.getLogger("fluvial.storage.replica")
@@ -13,24 +16,33 @@ logger = logging.getLogger("fluvial.storage.replica")
 
 class ReplicaRoll(ProducerSnapshots):
     def _roll(self, batch_bytes: int) -> None:
-        """New segment first (complete, preallocated), then seal the old one. All or nothing."""
-        self._check_writable(self._index_capacity + batch_bytes, force_refresh=True)
+        """New segment first (complete, preallocated, its directory entry durable under
+        fsync-every-batch), then seal the old one. Anything that fails before the swap leaves the old
+        segment active and untouched (writable, or the replica FAILED with 56 after a failed fsync)."""
+        self._check_writable(self._index_capacity + batch_bytes, inodes=d.SPACE_INODES_PER_ROLL, force_refresh=True)
         old = self._active
+        writer = old.writer
+        if writer is None:   # the active segment always has its index writer; never serve a write without it
+            raise StorageFailed(f"replica {self.name}: active segment {old.base} has no index writer",
+                                replica=self.name, data_dir=self.directory)
         new = self._guarded("roll", lambda: Segment.create(self.io, self.directory, self._leo, self._index_capacity,
                                                            self.config.index_max_interval_bytes), cut_to=None)
-        assert isinstance(new, Segment)
         if self.guard is not None:
-            self.guard.charge(self._index_capacity)
-        writer = old.writer
-        assert writer is not None
+            self.guard.charge(self._index_capacity, inodes=d.SPACE_INODES_PER_ROLL)
+        if self._every_batch:
+            try:
+                self.io.fsync_dir(self.directory)
+            except OSError as err:   # never retried: FAILED; the old segment stays active, the new one goes
+                new.discard()
+                if self.guard is not None:
+                    self.guard.charge(-self._index_capacity, inodes=-d.SPACE_INODES_PER_ROLL)
+                raise self._fail(IO_FAILED, err, "fsync") from err
         try:
             writer.shrink()
         except OSError as e:  # the unshrunk index is still valid: zero slots end it
             logger.warning("index_shrink_failed replica=%s file=%s error=%r", self.name, writer.path, e)
         old.writer = None
-        if self._every_batch:
-            self._guarded("fsync", lambda: self.io.fsync_dir(self.directory), cut_to=None)
-        else:
+        if not self._every_batch:
             self._unsynced.append(old.handle)
             self._dir_dirty = True
         old.verified = False

@@ -9,7 +9,8 @@ import os
 from collections.abc import Iterator
 
 from fluvial import defaults as d
-from fluvial.errors import CorruptData, ProtocolError
+from fluvial.errors import CorruptData, ProtocolError, errno_name
+from fluvial.observability.ratelimit import StateLog
 from fluvial.protocol import batch as b
 from fluvial.storage.fileio import FileIO
 from fluvial.storage.producers import decode_snapshot, encode_snapshot
@@ -17,6 +18,7 @@ from fluvial.storage.replica.health import ReplicaHealth
 from fluvial.storage.replica.state import IO_FAILED, ReplicaState, classify_os_error
 
 logger = logging.getLogger("fluvial.storage.replica")
+periodic = StateLog(logger)
 
 
 def stored_headers(io: FileIO, fd: int, start: int, end: int, path: str = "") -> Iterator[b.BatchHeader]:
@@ -118,13 +120,17 @@ class ProducerSnapshots(ReplicaHealth):
     def _snapshot_after_roll(self, offset: int) -> None:
         """Best effort at a roll: on no space the previous snapshot stays valid (open replays from its
         offset, across the sealed segment); any other error is a persistent disk failure."""
+        key = f"producer_snapshot:{self.name}"
         try:
             self._write_producer_snapshot(offset)
         except OSError as err:
             if classify_os_error(err, "snapshot") == IO_FAILED:
                 raise self._fail(IO_FAILED, err, "producer snapshot") from err
-            logger.warning("producer_snapshot_deferred replica=%s offset=%d error=%r", self.name, offset,
-                           err.strerror)
+            periodic.enter(key, errno_name(err.errno), logging.WARNING,
+                           "producer_snapshot_deferred replica=%s offset=%d error=%r (logged once until it succeeds)",
+                           self.name, offset, err.strerror)
+        else:
+            periodic.leave(key, "producer_snapshot_resumed replica=%s offset=%d", self.name, offset)
 
     def _snapshot_at_close(self) -> None:
         """Called under the lock at close: the next open replays nothing."""
@@ -132,5 +138,6 @@ class ProducerSnapshots(ReplicaHealth):
             try:
                 self._write_producer_snapshot(self._leo)
             except OSError as err:
-                logger.warning("producer_snapshot_deferred replica=%s offset=%d error=%r", self.name,
-                               self._leo, err.strerror)
+                periodic.enter(f"producer_snapshot:{self.name}", errno_name(err.errno), logging.WARNING,
+                               "producer_snapshot_deferred replica=%s offset=%d error=%r", self.name, self._leo,
+                               err.strerror)

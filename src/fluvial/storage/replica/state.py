@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-import errno as errno_mod
+import logging
+
+from fluvial.errors import ERRNO_CLASSES, ErrnoClass, errno_class
 
 
 class ReplicaState(enum.Enum):
@@ -23,13 +25,20 @@ REPLICA_TRANSITIONS: dict[tuple[ReplicaState, str], ReplicaState] = {
     (ReplicaState.FULL, IO_FAILED): ReplicaState.FAILED,
 }
 
-# errno values that mean "no space": transient. Anything else while writing is persistent.
-SPACE_ERRNOS = frozenset({errno_mod.ENOSPC, errno_mod.EDQUOT})
+def level_of(state: enum.Enum) -> int:
+    """Log level of a replica transition: back to OK is INFO, FULL WARNING, FAILED ERROR."""
+    return {ReplicaState.OK: logging.INFO, ReplicaState.FAILED: logging.ERROR}.get(state, logging.WARNING)  # type: ignore[call-overload]
+
+
+IO_TRANSIENT = "io_transient"          # not an event of the table: nothing changes, the write is refused
+
+# errno values that mean "no space" (the errno table's SPACE class).
+SPACE_ERRNOS = frozenset(e for e, c in ERRNO_CLASSES.items() if c is ErrnoClass.SPACE)
+
+_KIND = {ErrnoClass.SPACE: SPACE_EXHAUSTED, ErrnoClass.TRANSIENT: IO_TRANSIENT, ErrnoClass.PERSISTENT: IO_FAILED}
 
 
 def classify_os_error(err: OSError, during: str) -> str:
-    """Pure: SPACE_EXHAUSTED or IO_FAILED for an OS error raised while doing `during`.
-    A failed fsync is always persistent: its pages may be gone, so it is never retried."""
-    if during != "fsync" and err.errno in SPACE_ERRNOS:
-        return SPACE_EXHAUSTED
-    return IO_FAILED
+    """Pure: SPACE_EXHAUSTED, IO_TRANSIENT or IO_FAILED for an OS error raised while doing `during`, as
+    the one errno table in `fluvial.errors` says. A failed fsync is always persistent."""
+    return _KIND[errno_class(err.errno, during)]
