@@ -137,6 +137,7 @@ class ControlLink:
             self.registry.apply(update.replicas, update.full)
             if self.on_peers is not None and update.spus:
                 self.on_peers(update.spus)
+            self.report_soon()      # the SC learns at once that new replicas are open (a create waits on it)
 
     async def _heartbeats(self, conn: ClientConnection) -> None:
         while True:
