@@ -364,6 +364,13 @@ class InvalidConfig(FluvialError):
     code = ErrorCode.TOPIC_INVALID_CONFIGURATION
 
 
+class MetadataUnavailable(FluvialError):
+    """The SC could not write its metadata store (disk full, I/O error). Liveness is kept in memory; a
+    metadata change asked for by a client is refused with this text and succeeds once space returns."""
+
+    code = ErrorCode.OTHER
+
+
 # ------------------------------------------------------------------------------------------- client
 
 

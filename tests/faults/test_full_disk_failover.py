@@ -148,6 +148,21 @@ def test_full_leader_hands_over_before_the_followers_fill(small_leader_disk: Tmp
     assert [int.from_bytes(v, "big") for _, v in got] == list(range(total))
     sc_log = (c.root / "sc.log").read_text()
     assert "leader_elected partition=df-0" in sc_log and "was=5001" in sc_log
+    # what an operator sees, from the SC: 5001 DEGRADED with its reason, and the FULL alert
+    status = subprocess.run([*FLUVIAL, "cluster", "status", "--sc-port", str(c.sc_port)], capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    rows = [line for line in status.stdout.splitlines() if line.startswith("spu 5001")]
+    assert len(rows) == 1, status.stdout
+    row = rows[0]
+    assert "degraded" in row and "full" in row
+    assert "critical FluvialDataDirFull spu 5001" in status.stdout
+    described = subprocess.run([*FLUVIAL, "spu", "describe", "5001", "--cluster", f"127.0.0.1:{c.sc_port}"],
+                               capture_output=True, text=True, timeout=60)
+    assert "state:    degraded" in described.stdout and "FULL" in described.stdout, described.stdout
+    listed = subprocess.run([*FLUVIAL, "spu", "list", "--cluster", f"127.0.0.1:{c.sc_port}"], capture_output=True,
+                            text=True, timeout=60)
+    assert "Online" in next(line for line in listed.stdout.splitlines() if line.startswith("5001"))  # fluvio's values
 
 
 def test_keyless_records_go_around_a_full_spu(small_leader_disk: TmpfsCluster) -> None:

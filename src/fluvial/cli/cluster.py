@@ -16,13 +16,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from fluvial import defaults as d
 from fluvial.cli import profile
+from fluvial.cli.common import out, render_table  # piped output never wraps table rows
 
 app = typer.Typer(no_args_is_help=True, help="Start and stop a local cluster.")
-out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_DATA_DIR = Path(os.environ.get("FLUVIAL_DATA_DIR", Path.home() / ".fluvial"))
@@ -83,12 +82,15 @@ def start(
     spu_base_port: int = typer.Option(d.SPU_BASE_PUBLIC_PORT, "--spu-base-port"),
     profile_path: Path | None = typer.Option(None, "--profile", help="Fluvio profile file to update."),
     foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the cluster."),
+    sc_data_dir: Path | None = typer.Option(None, "--sc-data-dir", help="The SC's metadata here (default "
+                                            "DATA_DIR/sc): another filesystem than the SPUs' data."),
 ) -> None:
     """Start an SC and SPUs as separate processes; wait until every SPU is online."""
     if spu < 1:
         _fail("--spu must be at least 1")
     data_dir = data_dir.expanduser().resolve()
-    procs = [_launch("sc", ["run", "sc", "--data-dir", str(data_dir / "sc"),
+    sc_dir = sc_data_dir.expanduser().resolve() if sc_data_dir is not None else data_dir / "sc"
+    procs = [_launch("sc", ["run", "sc", "--data-dir", str(sc_dir),
                             "--public-addr", f"127.0.0.1:{sc_port}"], data_dir)]
     ids = [d.SPU_BASE_ID + n for n in range(spu)]
     for spu_id in ids:
@@ -185,26 +187,31 @@ def status(
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir"),
     sc_port: int = typer.Option(d.SC_PUBLIC_PORT, "--sc-port"),
 ) -> None:
-    """SC and SPUs: online or not, data dir, free space, partitions led."""
-    from fluvial.client.admin import cluster_status
+    """SC and SPUs as the SC sees them: online / degraded / offline with the reason, each SPU's data dir and
+    free space from its last heartbeat, partitions led, and the SC's active alerts."""
+    from fluvial.client.admin import cluster_health
 
-    data_dir = data_dir.expanduser().resolve()
     try:
-        st = asyncio.run(cluster_status("127.0.0.1", sc_port, timeout=5))
+        health = asyncio.run(cluster_health("127.0.0.1", sc_port, timeout=5))
     except Exception as e:
         _fail(f"cannot reach the SC at 127.0.0.1:{sc_port}: {e}")
-    table = Table("NODE", "STATUS", "ADDRESS", "DATA DIR", "FREE", "LEADS")
-    table.add_row("sc", "online", f"127.0.0.1:{sc_port}", str(data_dir / "sc"), _free(data_dir), "")
-    for s in st:
-        dd = data_dir / f"spu-{s.id}"
-        table.add_row(f"spu {s.id}", "online" if s.online else "offline", s.address, str(dd), _free(dd),
-                      str(s.leads))
-    out.print(table)
+    sc_state = "degraded" if health.metadata_error else "online"
+    rows = [["sc", sc_state, f"127.0.0.1:{sc_port}", str(data_dir.expanduser() / "sc"), "-", "", "",
+             health.metadata_error or ""]]
+    for s in health.spus:
+        path, free, state = "-", "-", ""
+        if s.dirs:
+            dr = s.dirs[0]
+            path, free, state = dr.path, _size(dr.free_bytes), dr.state.name.lower()
+        rows.append([f"spu {s.spu_id}", s.state, s.address, path, free, state, str(s.leads), s.reason])
+    out.print(render_table(("NODE", "STATUS", "ADDRESS", "DATA DIR", "FREE", "STATE", "LEADS", "REASON"), rows))
+    if health.alerts:
+        out.print(f"{len(health.alerts)} active alert(s):", markup=False)
+        for a in health.alerts:
+            out.print(f"  {a.severity} {a.name} {a.subject}: {a.message}", markup=False)
+    else:
+        out.print("no active alerts", markup=False)
 
 
-def _free(path: Path) -> str:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return "-"
-    return f"{st.f_bavail * st.f_frsize / 2**30:.1f} GiB"
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"

@@ -296,6 +296,12 @@ class Admin:
             raise admin_error(resp.error_code.code, topic or "", f'topic "{topic}" not found')
         return list(resp.partitions)
 
+    async def cluster_health(self) -> fa.ClusterHealthResponse:
+        """Every SPU's state (online / degraded / offline) with its reason and data dirs, the SC's active
+        alerts, and the metadata store's write error if any."""
+        r = await self._fluvial_call(fa.CLUSTER_HEALTH, fa.ClusterHealthRequest(), "")
+        return codec.decode(fa.ClusterHealthResponse, r.take(r.remaining()), fa.FLUVIAL_API_VERSION)
+
     async def elect_leader(self, topic: str, partition: int, spu: int | None = None) -> None:
         """Move leadership to the preferred replica (first of the list) or to `spu`, if it is in sync."""
         await self._admin_call(fa.ELECT_LEADER, fa.ElectLeaderRequest(topic, partition, -1 if spu is None else spu),
@@ -375,3 +381,8 @@ async def list_spus(host: str, port: int, *, timeout: float = 10.0) -> list[SpuI
 async def cluster_status(host: str, port: int, *, timeout: float = 10.0) -> list[SpuInfo]:
     async with await Admin.connect(host, port, timeout=timeout) as admin:
         return await admin.cluster_status()
+
+
+async def cluster_health(host: str, port: int, *, timeout: float = 10.0) -> fa.ClusterHealthResponse:
+    async with await Admin.connect(host, port, timeout=timeout) as admin:
+        return await admin.cluster_health()

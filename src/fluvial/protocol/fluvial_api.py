@@ -9,6 +9,8 @@ does not know one closes the connection, so a caller learns "not a fluvial serve
     client → SC   4002 PartitionDetails     leader, leader epoch, replica set, ISR, per-replica LEO and lag
     client → SC   4003 ElectLeader          move leadership to the preferred (or a named) in-sync replica
     client → SC   4004 MovePartition        a new replica set: new followers catch up, then the old go
+    client → SC   4005 ClusterHealth        every SPU's state (online / degraded / offline) with its reason and
+                                            data dirs, the active alerts, whether the metadata store writes
     client → SPU  4100 ReplicaHealth        the SPU's data dirs (space, reserve, thresholds, state) and its
                                             replicas (state, HW, LEO, data dir, last error)
 
@@ -44,6 +46,7 @@ TOPIC_SETTINGS = 4001            # SC public port
 PARTITION_DETAILS = 4002         # SC public port
 ELECT_LEADER = 4003              # SC public port
 MOVE_PARTITION = 4004            # SC public port
+CLUSTER_HEALTH = 4005            # SC public port
 REPLICA_HEALTH = 4100            # SPU public port
 FLUVIAL_API_VERSION = 0
 
@@ -193,3 +196,41 @@ class MovePartitionRequest:
     topic: str = wire(STRING)
     partition: int = wire(UINT32)
     replicas: list[int] = wire(Vec(INT32))              # the new set, preferred leader first
+
+
+# ------------------------------------------------------------------------------------- cluster health
+
+
+@message
+@dataclass
+class ClusterHealthRequest:
+    pass
+
+
+@message
+@dataclass
+class SpuHealthDetail:
+    spu_id: int = wire(INT32)
+    state: str = wire(STRING)                           # online / degraded / offline
+    reason: str = wire(STRING)
+    address: str = wire(STRING)
+    leads: int = wire(UINT32)
+    dirs: list[DataDirReport] = wire(Vec(Struct(DataDirReport)))
+
+
+@message
+@dataclass
+class AlertEntry:
+    severity: str = wire(STRING)
+    name: str = wire(STRING)
+    subject: str = wire(STRING)
+    message: str = wire(STRING)
+
+
+@message
+@dataclass
+class ClusterHealthResponse:
+    error_code: WireError = wire(ERROR_CODE)
+    spus: list[SpuHealthDetail] = wire(Vec(Struct(SpuHealthDetail)))
+    alerts: list[AlertEntry] = wire(Vec(Struct(AlertEntry)))
+    metadata_error: str | None = wire(Option(STRING))

@@ -109,7 +109,7 @@ class ReplicationController:
         self.settings.delete(topic)
 
     def set_settings(self, topic: str, settings: fa.TopicReplicationSettings) -> None:
-        self.settings.put(topic, settings)
+        self.settings.put(topic, settings, required=True)     # MetadataUnavailable: nothing changed
         self.push()
 
     # ================================================================================== reports

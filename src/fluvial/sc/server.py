@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode, ProtocolError
+from fluvial.errors import ErrorCode, MetadataUnavailable, ProtocolError
 from fluvial.observability import metrics
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
@@ -25,6 +25,7 @@ from fluvial.protocol.frame import (
     ApiVersionsResponse,
     RequestHeader,
 )
+from fluvial.sc import health as sc_health
 from fluvial.sc import topics as rules
 from fluvial.sc.replication import ReplicationController
 from fluvial.sc.store import PRODUCER_ID_COUNTER, LabelStore, ObjectCodec, open_backend
@@ -50,6 +51,7 @@ class SpuSession:
     watchers: list[asyncio.Event] = field(default_factory=list)
     health: i.SpuHealth | None = None                               # from the last heartbeat
     dirs: list[i.DataDirReport] = field(default_factory=list)       # from the last heartbeat
+    replicas: list[i.ReplicaReport] = field(default_factory=list)   # from the last heartbeat
 
 
 @dataclass
@@ -91,6 +93,7 @@ class ScServer(srv.TwoPortServer):
             fa.ALLOCATE_PRODUCER_ID: self._allocate_producer_id,     # fluvial-only: never advertised
             fa.TOPIC_SETTINGS: self._topic_settings, fa.PARTITION_DETAILS: self._partition_details,
             fa.ELECT_LEADER: self._elect_leader, fa.MOVE_PARTITION: self._move_partition,
+            fa.CLUSTER_HEALTH: self._cluster_health,
         })
         self.private = srv.Service("sc-private", {
             i.REGISTER_SPU: self._register, i.HEARTBEAT: self._heartbeat, i.WATCH_ASSIGNMENTS: self._assignments,
@@ -111,6 +114,9 @@ class ScServer(srv.TwoPortServer):
         logger.info("sc_started public=%s:%d private=%s:%d data_dir=%s topics=%d", cfg.public_host,
                     self.public_port, cfg.private_host, self.private_port, cfg.data_dir, len(self.topics.objects))
 
+    def all_stores(self) -> list[LabelStore]:
+        return [*self.stores.values(), self.replication.state, self.replication.settings]
+
     async def stop(self) -> None:
         await self._close_services()
         self.backend.close()
@@ -125,10 +131,15 @@ class ScServer(srv.TwoPortServer):
 
     async def _allocate_producer_id(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(fa.AllocateProducerIdRequest, body, fa.FLUVIAL_API_VERSION)
-        producer_id = await asyncio.to_thread(self.backend.increment, PRODUCER_ID_COUNTER)
-        logger.debug("producer_id_allocated producer_id=%d client_id=%s", producer_id, req.client_id or h.client_id)
-        metrics.PRODUCER_IDS_ALLOCATED.inc()            # one per producer: counted, not logged at INFO
-        resp = fa.AllocateProducerIdResponse(OK, producer_id, 0)
+        try:
+            producer_id = await asyncio.to_thread(self.backend.increment, PRODUCER_ID_COUNTER)
+        except MetadataUnavailable as e:      # the client then produces without idempotence
+            resp = fa.AllocateProducerIdResponse(WireError.of(ErrorCode.OTHER, str(e)), -1, -1)
+        else:
+            logger.debug("producer_id_allocated producer_id=%d client_id=%s", producer_id,
+                         req.client_id or h.client_id)
+            metrics.PRODUCER_IDS_ALLOCATED.inc()            # one per producer: counted, not logged at INFO
+            resp = fa.AllocateProducerIdResponse(OK, producer_id, 0)
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
 
     def _typed(self, h: RequestHeader, body: Reader) -> tuple[str, object]:
@@ -156,8 +167,11 @@ class ScServer(srv.TwoPortServer):
         elif meta.spec.system and not req.force:
             status = scp.Status(name, WireError.of(ErrorCode.SYSTEM_SPEC_DELETION_ATTEMPT, "topic", name), None)
         else:
-            self.topic_ctl.delete(name)
-            status = status_of(name, ErrorCode.NONE, None)
+            try:
+                self.topic_ctl.delete(name)
+                status = status_of(name, ErrorCode.NONE, None)
+            except MetadataUnavailable as e:
+                status = status_of(name, ErrorCode.OTHER, str(e))
         await conn.send(h.correlation_id, encode(status, h.api_version))
 
     async def _list(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
@@ -206,8 +220,11 @@ class ScServer(srv.TwoPortServer):
                 problem = (ErrorCode.TOPIC_INVALID_CONFIGURATION,
                            f"min-in-sync-replicas {m} must be between 1 and the replication factor {rf}")
         if problem is None:
-            self.replication.set_settings(req.topic, req.settings)
-            resp = fa.AdminResponse(OK, None)
+            try:
+                self.replication.set_settings(req.topic, req.settings)
+                resp = fa.AdminResponse(OK, None)
+            except MetadataUnavailable as e:
+                resp = fa.AdminResponse(WireError.of(ErrorCode.OTHER, str(e)), str(e))
         else:
             resp = fa.AdminResponse(WireError(problem[0]), problem[1])
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
@@ -226,6 +243,34 @@ class ScServer(srv.TwoPortServer):
         else:
             resp = fa.PartitionDetailsResponse(OK, out)
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
+
+    async def _cluster_health(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        decode_from(fa.ClusterHealthRequest, body, fa.FLUVIAL_API_VERSION)
+        await conn.send(h.correlation_id, encode(self.cluster_health(), fa.FLUVIAL_API_VERSION))
+
+    def cluster_health(self) -> fa.ClusterHealthResponse:
+        leads: dict[int, int] = {}
+        unwritable = []
+        for m in self.partitions.values():
+            leads[m.spec.leader] = leads.get(m.spec.leader, 0) + 1
+            if m.status.resolution in (md.PartitionResolution.LEADER_OFFLINE, md.PartitionResolution.OUT_OF_STORAGE,
+                                       md.PartitionResolution.OFFLINE):
+                unwritable.append((m.name, md.PartitionResolution(m.status.resolution).name))
+        spus, views = [], []
+        for m in sorted(self.spus.values(), key=lambda m: m.spec.id):
+            spu_id = m.spec.id
+            session = self.sessions.get(spu_id)
+            online = session is not None and m.status.resolution is md.SpuResolution.ONLINE
+            dirs = list(session.dirs) if session is not None else []
+            state, reason = sc_health.spu_state(online, dirs, session.replicas if session is not None else [])
+            host = m.spec.public_endpoint.ingress[0].hostname if m.spec.public_endpoint.ingress else ""
+            spus.append(fa.SpuHealthDetail(spu_id, state.value, reason, f"{host}:{m.spec.public_endpoint.port}",
+                                           leads.get(spu_id, 0), dirs))
+            views.append((spu_id, online, dirs))
+        error = getattr(getattr(self.backend, "health", None), "error", None)
+        found = sc_health.alerts(views, unwritable, error)
+        return fa.ClusterHealthResponse(OK, spus, [fa.AlertEntry(a.severity, a.name, a.subject, a.message)
+                                                   for a in found], error)
 
     async def _elect_leader(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(fa.ElectLeaderRequest, body, fa.FLUVIAL_API_VERSION)
@@ -279,7 +324,7 @@ class ScServer(srv.TwoPortServer):
         if session is None or session.conn is not conn:
             raise ProtocolError(f"heartbeat from unregistered SPU {req.spu_id}")
         session.last_seen = time.monotonic()
-        session.health, session.dirs = req.health, list(req.dirs)
+        session.health, session.dirs, session.replicas = req.health, list(req.dirs), list(req.replicas)
         self.replication.observe(req.spu_id, list(req.dirs), list(req.replicas))
         await conn.send(h.correlation_id, encode(i.HeartbeatResponse(OK), 0))
 
@@ -320,6 +365,9 @@ class ScServer(srv.TwoPortServer):
     async def _liveness(self) -> None:
         while True:
             await asyncio.sleep(self.config.spu_offline_after_seconds / 4)
+            for store in self.all_stores():     # writes the metadata store refused earlier
+                if store.dirty:
+                    store.flush_dirty()
             now = time.monotonic()
             for spu_id, s in list(self.sessions.items()):
                 if now - s.last_seen > self.config.spu_offline_after_seconds:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from fluvial.errors import InvalidConfig
+from fluvial.errors import InvalidConfig, MetadataUnavailable
+
+logger = logging.getLogger("fluvial.sc.store")
 
 PRODUCER_ID_COUNTER = "producer_id"
 
@@ -30,9 +33,15 @@ class MetadataBackend(Protocol):
     def close(self) -> None: ...
 
 
+def _unavailable(path: str, e: Exception) -> MetadataUnavailable:
+    return MetadataUnavailable(f"the SC cannot write its metadata ({path}): {e}; it is kept in memory and "
+                               f"written when the store accepts writes again")
+
+
 class SqliteBackend:
     """`<data-dir>/metadata.db`: one row per object, written in a transaction per change (WAL,
-    synchronous=FULL: a change the SC acknowledged survives a crash)."""
+    synchronous=FULL: a change the SC acknowledged survives a crash). A failed write (disk full, I/O error)
+    raises `MetadataUnavailable`."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -43,6 +52,7 @@ class SqliteBackend:
         self._db.execute("CREATE TABLE IF NOT EXISTS objects (label TEXT NOT NULL, name TEXT NOT NULL, "
                          "blob BLOB NOT NULL, PRIMARY KEY (label, name))")
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        self.health = WriteHealth()          # shared by every label's store over this backend
 
     def load(self) -> dict[str, dict[str, bytes]]:
         out: dict[str, dict[str, bytes]] = {}
@@ -52,20 +62,29 @@ class SqliteBackend:
         return out
 
     def put(self, label: str, name: str, blob: bytes) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO objects (label, name, blob) VALUES (?, ?, ?)",
-                             (label, name, blob))
+        try:
+            with self._lock:
+                self._db.execute("INSERT OR REPLACE INTO objects (label, name, blob) VALUES (?, ?, ?)",
+                                 (label, name, blob))
+        except (sqlite3.Error, OSError) as e:
+            raise _unavailable(self.path, e) from e
 
     def delete(self, label: str, name: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM objects WHERE label = ? AND name = ?", (label, name))
+        try:
+            with self._lock:
+                self._db.execute("DELETE FROM objects WHERE label = ? AND name = ?", (label, name))
+        except (sqlite3.Error, OSError) as e:
+            raise _unavailable(self.path, e) from e
 
     def increment(self, counter: str) -> int:
         """The next value of a persistent counter (0 first), in one durable transaction: a value handed
         out is never handed out again, across restarts and crashes."""
-        with self._lock:
-            rows = self._db.execute("INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) "
-                                    "DO UPDATE SET value = value + 1 RETURNING value", (counter,)).fetchall()
+        try:
+            with self._lock:
+                rows = self._db.execute("INSERT INTO counters (name, value) VALUES (?, 0) ON CONFLICT (name) "
+                                        "DO UPDATE SET value = value + 1 RETURNING value", (counter,)).fetchall()
+        except (sqlite3.Error, OSError) as e:
+            raise _unavailable(self.path, e) from e
         return int(rows[0][0])
 
     def close(self) -> None:
@@ -80,6 +99,23 @@ def open_backend(url: str | None, data_dir: str | Path) -> MetadataBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteBackend(path)
     raise InvalidConfig(f"unsupported metadata backend {url!r} (only the embedded sqlite store is available)")
+
+
+class WriteHealth:
+    """Whether the metadata store takes writes: logged once when it stops and once when it is back."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def failed(self, e: Exception) -> None:
+        if self.error is None:
+            logger.error("metadata_write_failed error=%s (liveness and elections go on in memory)", e)
+        self.error = str(e)
+
+    def recovered(self, label: str) -> None:
+        if self.error is not None:
+            logger.warning("metadata_write_recovered label=%s", label)
+        self.error = None
 
 
 class Change(enum.IntEnum):
@@ -121,6 +157,8 @@ class LabelStore:
         self._backend = backend
         self._codec = codec
         self.objects: dict[str, Any] = {}
+        self.dirty: dict[str, Any | None] = {}   # writes the store refused: retried (None = a delete)
+        self.health = getattr(backend, "health", None) or WriteHealth()
         self.epoch = 0
         self._watchers: set[Watcher] = set()
         self.changed = asyncio.Event()     # any change: controllers waiting for a condition re-check
@@ -136,20 +174,53 @@ class LabelStore:
     def values(self) -> Iterable[Any]:
         return self.objects.values()
 
-    def put(self, name: str, obj: Any, *, persist: bool = True) -> None:
-        """Store (and persist) an object; every watcher hears of it."""
-        if persist:
+    def put(self, name: str, obj: Any, *, persist: bool = True, required: bool = False) -> None:
+        """Store (and persist) an object; every watcher hears of it.
+
+        `required` (a change a client asked for): written first, `MetadataUnavailable` and no change at all
+        when the store refuses. Otherwise (the SC's own bookkeeping: liveness, elections, statuses) memory
+        wins: the object is kept and its write retried by `flush_dirty` until the store takes it."""
+        if persist and required:
             self._backend.put(self.label, name, self._codec.encode(obj))
         self.objects[name] = obj
+        if persist and not required:
+            self._write_later(name, obj)
         self._notify(Change.UPDATE, name, obj)
 
-    def delete(self, name: str) -> Any | None:
-        obj = self.objects.pop(name, None)
+    def delete(self, name: str, *, required: bool = False) -> Any | None:
+        obj = self.objects.get(name)
         if obj is None:
             return None
-        self._backend.delete(self.label, name)
+        if required:
+            self._backend.delete(self.label, name)
+        del self.objects[name]
+        if not required:
+            self._write_later(name, None)
         self._notify(Change.DELETE, name, obj)
         return obj
+
+    def _write_later(self, name: str, obj: Any | None) -> None:
+        self.dirty[name] = obj
+        self.flush_dirty()
+
+    def flush_dirty(self) -> bool:
+        """Write what the store refused before (latest state per object; None = deleted). True when
+        nothing is left."""
+        for name in list(self.dirty):
+            obj = self.dirty[name]
+            try:
+                if obj is None:
+                    self._backend.delete(self.label, name)
+                else:
+                    self._backend.put(self.label, name, self._codec.encode(obj))
+            except MetadataUnavailable as e:
+                self.health.failed(e)
+                return False
+            if self.dirty.get(name) is obj:
+                del self.dirty[name]
+        if not self.dirty:
+            self.health.recovered(self.label)
+        return True
 
     def _notify(self, change: Change, name: str, obj: Any) -> None:
         self.epoch += 1

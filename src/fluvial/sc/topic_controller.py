@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode
+from fluvial.errors import ErrorCode, MetadataUnavailable
 from fluvial.protocol import internal as i
 from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
@@ -81,7 +81,10 @@ class TopicController:
             return status_of(name, ErrorCode.TOPIC_ERROR, problem)
         if dry_run:
             return status_of(name, ErrorCode.NONE, None)
-        self.create(name, spec)
+        try:
+            self.create(name, spec)
+        except MetadataUnavailable as e:
+            return status_of(name, ErrorCode.OTHER, str(e))
         return await self.wait_provisioned(name, spec.replicas.partitions)
 
     async def wait_provisioned(self, name: str, count: int) -> scp.Status:
@@ -103,7 +106,7 @@ class TopicController:
 
     def create(self, name: str, spec: md.TopicSpec) -> None:
         status = md.TopicStatus(md.TopicResolution.PENDING, {}, {}, rules.PENDING_REASON)
-        self.topics.put(name, scp.TOPIC.metadata(name, spec, status))
+        self.topics.put(name, scp.TOPIC.metadata(name, spec, status), required=True)   # MetadataUnavailable
         self.schedule(name)
 
     # -------------------------------------------------------------------------------- placement
@@ -154,7 +157,8 @@ class TopicController:
     # ----------------------------------------------------------------------------------- delete
 
     def delete(self, name: str) -> None:
-        meta = self.topics.delete(name)
+        """Raises `MetadataUnavailable` (nothing deleted) when the store refuses the write."""
+        meta = self.topics.delete(name, required=True)
         count = len(meta.status.replica_map) if meta is not None else 0
         gone = []
         for p in range(count):

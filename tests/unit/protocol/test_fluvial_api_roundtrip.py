@@ -25,7 +25,8 @@ def test_every_message_is_covered() -> None:
         "AllocateProducerIdRequest", "AllocateProducerIdResponse", "ReplicaHealthRequest", "ReplicaHealthResponse",
         "DataDirHealth", "ReplicaHealth", "TopicReplicationSettings", "PartitionReplication",
         "TopicSettingsRequest", "AdminResponse", "PartitionDetailsRequest", "ReplicaDetail", "PartitionDetail",
-        "PartitionDetailsResponse", "ElectLeaderRequest", "MovePartitionRequest"}
+        "PartitionDetailsResponse", "ElectLeaderRequest", "MovePartitionRequest", "ClusterHealthRequest",
+        "SpuHealthDetail", "AlertEntry", "ClusterHealthResponse"}
 
 
 @pytest.mark.parametrize("cls", MESSAGES, ids=lambda c: c.__name__)
