@@ -18,14 +18,21 @@ The SC's and SPUs' RSS (`/proc/<pid>/status`) and open FDs (`/proc/<pid>/fd`) ar
 
 At the end, once every partition's replicas are in sync, everything is read from the beginning, and the
 script checks (exit code 1 when one fails): no acknowledged (producer, seq) is missing, no record is
-there twice, every key's records are in sequence order, the live consumers saw neither gaps, repeats
-nor reordering, and the servers' RSS and FD counts stay flat after warm-up (the mean of the last quarter
-of the samples after warm-up ≤ the first quarter's × 1.10 + 8 MiB; FDs ≤ + 16) and the FDs return to
-their idle count once the clients are gone (+ 4).
+there twice, every key's records are in sequence order, each partition's offsets are contiguous and its
+record count is its high watermark, the live consumers saw neither gaps, repeats nor reordering, every
+worker finished, and the servers' RSS and FDs stay flat: within each phase (after warm-up — the first
+quarter of the load, at least 20 s — until the SC kill; from 10 s after the SC is back to the end) the
+mean of the last quarter of the samples ≤ the first quarter's × 1.10 + 8 MiB (RSS; also from the first
+phase to the last) and ≤ + 16 (FDs: the SC restart moves client connections between SPUs, so they are
+compared within a phase), and the FDs go back to their idle count (+ 4) once the clients are gone.
+It also reports acknowledged records/s, the longest time without any acknowledgement (while the SC is
+down, leaders' leases run out: replicated partitions take no writes), and client errors outside the SC
+outage.
 
     .venv/bin/python benchmarks/soak_load.py                  # 30 min of load (~32 min in all)
     .venv/bin/python benchmarks/soak_load.py --minutes 10     # 10 min of load
     .venv/bin/python benchmarks/soak_load.py --quick          # 2 min of load (~3 min in all)
+    make soak-load                                            # the default; SOAK_ARGS=--quick for the short one
 
 Results go to benchmarks/results/soak_load.json (raw samples included); with --keep the data dir (server
 logs in D/logs/, worker output in workers/) is left in place.
@@ -407,16 +414,20 @@ async def create_topic(sc_port: int) -> None:
 # ====================================================================================== sampling
 
 
+Sample = tuple[float, str, int, int, int, int, int]   # t, name, pid, VmRSS, FDs, RssAnon, RssFile (KiB)
+
+
 class Sampler(threading.Thread):
-    """RSS (KiB) and open FDs of the SC and SPUs every `every` seconds: rows (t, name, pid, rss, fds)."""
+    """RSS (KiB; also its anonymous and file-backed parts) and open FDs of the SC and SPUs every `every`
+    seconds."""
 
     def __init__(self, cluster: SoakCluster, every: float) -> None:
         super().__init__(daemon=True)
         self.cluster, self.every = cluster, every
-        self.samples: list[tuple[float, str, int, int, int]] = []
+        self.samples: list[Sample] = []
         self.stop = threading.Event()
 
-    def sample_once(self) -> list[tuple[float, str, int, int, int]]:
+    def sample_once(self) -> list[Sample]:
         rows = []
         now = time.time()
         for name in ["sc", *(f"spu-{s}" for s in SPUS)]:
@@ -424,13 +435,15 @@ class Sampler(threading.Thread):
             if pid is None:
                 continue
             status = _read(f"/proc/{pid}/status")
-            rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
+            kib = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
+                   if line.startswith(("VmRSS:", "RssAnon:", "RssFile:"))}
+            rss = kib.get("VmRSS")
             try:
                 fds = len(os.listdir(f"/proc/{pid}/fd"))
             except OSError:
                 continue
             if rss is not None:
-                rows.append((now, name, pid, rss, fds))
+                rows.append((now, name, pid, rss, fds, kib.get("RssAnon", 0), kib.get("RssFile", 0)))
         return rows
 
     def run(self) -> None:
@@ -442,13 +455,13 @@ def mean(xs: list[int]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def quarters(rows: list[tuple[float, str, int, int, int]], field: int) -> tuple[float, float]:
+def quarters(rows: list[Sample], field: int) -> tuple[float, float]:
     """Mean of `field` over the first and over the last quarter of `rows`."""
     q = max(1, len(rows) // 4)
     return mean([r[field] for r in rows[:q]]), mean([r[field] for r in rows[-q:]])
 
 
-def resource_summary(samples: list[tuple[float, str, int, int, int]], name: str, t_from: float, t_to: float,
+def resource_summary(samples: list[Sample], name: str, t_from: float, t_to: float,
                      phases: dict[str, tuple[float, float]], idle_before: int | None,
                      idle_after: int | None) -> dict[str, Any]:
     """Start/end/max of RSS and FDs of `name` in [t_from, t_to], and whether they stay flat: within each
@@ -484,6 +497,8 @@ def resource_summary(samples: list[tuple[float, str, int, int, int]], name: str,
     return {"samples": len(rows), "pids": sorted({s[2] for s in rows}),
             "rss_kib_start": rows[0][3], "rss_kib_end": rows[-1][3], "rss_kib_max": max(s[3] for s in rows),
             "fds_start": rows[0][4], "fds_end": rows[-1][4], "fds_max": max(s[4] for s in rows),
+            "rss_anon_kib_start": rows[0][5], "rss_anon_kib_end": rows[-1][5],
+            "rss_file_kib_start": rows[0][6], "rss_file_kib_end": rows[-1][6],
             "rss_kib_warm_first": rss_first, "rss_kib_warm_last": rss_last, "rss_flat_overall": rss_overall,
             "phases": judged, "fds_idle_before": idle_before, "fds_idle_after": idle_after,
             "fds_back_to_idle": idle_ok,
@@ -692,6 +707,9 @@ def run(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], bool]:
     for name in ["sc", *(f"spu-{s}" for s in SPUS)]:
         resources[name] = resource_summary(sampler.samples, name, t_start, t_load_end, phases,
                                            idle_before.get(name), idle_after.get(name))
+    outage = (events["sc_kill"], events["sc_back"] + SC_SETTLE_SECONDS)
+    client_errors = [e for w in results["workers"].values() for e in (w.get("errors") or {}).get("samples", [])]
+    outside = [e for e in client_errors if not outage[0] <= e[0] <= outage[1]]
     missing_workers = [n for n, w in results["workers"].items() if w.get("missing") or w["exit"] != 0]
     passed = {
         "acknowledged records lost = 0": checks["lost"] == 0,
@@ -722,6 +740,8 @@ def run(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], bool]:
                       "offsets_contiguous": read["offsets_contiguous"], "bad_values": read["bad_values"],
                       "partitions": partitions},
         "checks": checks,
+        "client_errors_outside_sc_outage": {"count": len(outside), "of_sampled": len(client_errors),
+                                            "examples": outside[:10]},
         "produce_stall": {"longest_seconds_without_acks": stall[0] / 10,
                           "from_load_second": round(stall[1] / 10 - t_start, 1) if stall[0] else None},
         "acks_per_second": dict(sorted(per_second.items())),
@@ -762,23 +782,29 @@ def report(payload: dict[str, Any]) -> None:
          + (f" from {payload['produce_stall']['from_load_second']:.1f} s"
             if payload['produce_stall']['from_load_second'] is not None else ""), ""],
         ["churn iterations", json.dumps((payload["churn"] or {}).get("iterations", {})), ""],
+        ["client errors outside the SC outage (+10 s)",
+         f"{payload['client_errors_outside_sc_outage']['count']} of "
+         f"{payload['client_errors_outside_sc_outage']['of_sampled']} sampled", ""],
         ["every worker finished", "", _ok(payload, "every worker finished")],
     ])
     print()
     rows = []
     for name, r in payload["resources"].items():
         if not r.get("samples"):
-            rows.append([name, "no samples", "", "", "", "", "no"])
+            rows.append([name, "no samples", "", "", "", "", "", "no"])
             continue
         ph = r["phases"]
         fds = " ; ".join(f"{p['fds_first_quarter']:.0f} → {p['fds_last_quarter']:.0f}" for p in ph.values())
         rows.append([name,
                      f"{r['rss_kib_start'] / MIB:.1f} / {r['rss_kib_end'] / MIB:.1f} / {r['rss_kib_max'] / MIB:.1f}",
                      f"{r['rss_kib_warm_first'] / MIB:.1f} → {r['rss_kib_warm_last'] / MIB:.1f}",
+                     f"{r['rss_anon_kib_start'] / MIB:.1f} → {r['rss_anon_kib_end'] / MIB:.1f} / "
+                     f"{r['rss_file_kib_start'] / MIB:.1f} → {r['rss_file_kib_end'] / MIB:.1f}",
                      f"{r['fds_start']} / {r['fds_end']} / {r['fds_max']}", fds,
                      f"{r['fds_idle_before']} → {r['fds_idle_after']}",
                      {True: "yes", False: "**NO**", None: "too few samples"}[r["flat"]]])
     print_markdown_table(["process", "RSS MiB start / end / max", "RSS MiB after warm-up (1st → last quarter)",
+                          "anon / file-backed MiB (start → end)",
                           "FDs start / end / max", "FDs per phase (1st → last quarter; before kill ; after)",
                           "FDs idle before → after", "flat"], rows)
     errs: Counter[str] = Counter()
