@@ -808,11 +808,17 @@ def report(payload: dict[str, Any]) -> None:
                           "FDs start / end / max", "FDs per phase (1st → last quarter; before kill ; after)",
                           "FDs idle before → after", "flat"], rows)
     errs: Counter[str] = Counter()
+    texts: dict[str, Counter[str]] = {}
     for w in [*payload["producer_errors"].values(), *(c.get("errors") for c in payload["consumers"].values()),
               (payload["churn"] or {}).get("errors")]:
         errs.update((w or {}).get("counts", {}))
+        for _t, kind, text in (w or {}).get("samples", []):
+            texts.setdefault(kind, Counter())[text] += 1
     if errs:
-        print("\nclient-side errors: " + ", ".join(f"{k} {v}" for k, v in errs.most_common()))
+        print("\nclient-side errors (count, most frequent text among the sampled):")
+        for kind, n in errs.most_common():
+            top = texts.get(kind, Counter()).most_common(1)
+            print(f"  {kind} {n}" + (f": {top[0][0]}" if top else ""))
     print_log_problems(payload["server_log_problems"])
 
 
