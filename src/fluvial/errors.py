@@ -113,12 +113,24 @@ RETRY_POLICY: dict[ErrorCode, RetryRule] = {
 }
 
 
-def retry_rule(code: ErrorCode | int) -> RetryRule:
-    """The retry rule for a wire code; unknown and unlisted codes are fatal."""
+# fluvial answers some transient conditions with `Other` (2) and a text, because the official client fails
+# a whole response on a code it does not know (DESIGN.md §5): fluvial's client retries them by the text.
+NOT_ENOUGH_REPLICAS_TEXT = "not enough in-sync replicas"
+RETRY_BY_TEXT: dict[tuple[ErrorCode, str], RetryRule] = {
+    (ErrorCode.OTHER, NOT_ENOUGH_REPLICAS_TEXT): RetryRule(True, True),   # an ISR shrink or an election
+}
+
+
+def retry_rule(code: ErrorCode | int, message: str = "") -> RetryRule:
+    """The retry rule for a wire code (and, for `Other`, its text); unknown and unlisted codes are fatal."""
     try:
-        return RETRY_POLICY.get(ErrorCode(code), _FATAL)
+        code = ErrorCode(code)
     except ValueError:
         return _FATAL
+    for (c, prefix), rule in RETRY_BY_TEXT.items():
+        if c is code and message.startswith(prefix):
+            return rule
+    return RETRY_POLICY.get(code, _FATAL)
 
 
 class ErrnoClass(enum.Enum):
@@ -385,6 +397,11 @@ class ServerError(FluvialError):
         self.topic = topic
         self.partition = partition
         self.spu_id = spu_id          # the SPU that answered, when known
+        self.server_message = message
+
+    @property
+    def retry(self) -> RetryRule:
+        return retry_rule(self.code, self.server_message)
 
 
 class ProducerClosed(FluvialError):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from fluvial import defaults as d
-from fluvial.client.admin import TopicConfig
+from fluvial.client.admin import Admin, TopicConfig
 from fluvial.client.connect import Fluvial
 from fluvial.client.consumer import ConsumerConfig, Offset
 from fluvial.client.producer import ProducerConfig
@@ -396,3 +396,25 @@ def test_second_process_with_a_live_spus_id_is_refused(tmp_path: Path) -> None:
     finally:
         c.kill("spu-5001-twin")
         c.stop()
+
+
+def test_sc_restart_moves_no_leader(cluster3: Cluster) -> None:
+    """A restarted SC knows no SPU until each registers again; it must not hand every partition to the
+    first one that does (found by `make soak-load`): leaders and epochs stay as they were."""
+    async def create() -> None:
+        async with await Admin.connect("127.0.0.1", cluster3.sc_port, timeout=15) as admin:
+            await admin.create_topic("restart", TopicConfig(partitions=3, replication=3))
+
+    asyncio.run(create())
+    wait_for("all in sync", lambda: all(all(r.in_sync for r in p.replicas)
+                                        for p in asyncio.run(_details(cluster3, "restart"))), cluster3)
+    before = {p.partition: (p.leader, p.leader_epoch) for p in asyncio.run(_details(cluster3, "restart"))}
+    assert len({leader for leader, _ in before.values()}) > 1        # leaders spread over the SPUs
+    cluster3.kill("sc")
+    cluster3.restart_sc()
+    cluster3.wait_spus_online(list(SPUS))
+    sc_log = cluster3.data / "logs" / "sc.log"
+    wait_for("elections resumed", lambda: "elections_resumed" in sc_log.read_text(), cluster3)
+    after = {p.partition: (p.leader, p.leader_epoch) for p in asyncio.run(_details(cluster3, "restart"))}
+    assert after == before
+    assert "leader_elected" not in sc_log.read_text().split("sc_started")[-1]

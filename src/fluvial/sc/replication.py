@@ -10,6 +10,7 @@ changes a leader, an epoch or an ISR is persisted and pushed to the SPUs through
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -59,6 +60,9 @@ class ReplicationController:
         self.settings.load(dict(blobs.get("FluvialTopic", {})))
         self.observed: dict[str, dict[int, i.ReplicaReport]] = {}
         self.dir_states: dict[int, i.DirStateCode] = {}
+        # A restarted SC knows no SPU as online until each registers again: no election before every SPU
+        # had the offline timeout to do so (else the first to register would take every partition).
+        self.hold_elections_until = 0.0          # monotonic
 
     # ================================================================================ snapshots
 
@@ -172,7 +176,7 @@ class ReplicationController:
 
     def reconcile(self, pname: str) -> None:
         meta = self.partitions.get(pname)
-        if meta is None:
+        if meta is None or time.monotonic() < self.hold_elections_until:
             return
         view = self.view(pname)
         spus = self.spu_views()

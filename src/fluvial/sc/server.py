@@ -82,6 +82,7 @@ class ScServer(srv.TwoPortServer):
             store.load(blobs.get(label, {}))
         self.sessions: dict[int, SpuSession] = {}
         self.assignment_epoch = 0
+        self._elections_held = False
         self.replication = ReplicationController(self.backend, blobs, self.topics, self.partitions, self.spus,
                                                  self._push_assignments)
         self.topic_ctl = TopicController(self.topics, self.partitions, self.replication, self._push_assignments,
@@ -107,6 +108,8 @@ class ScServer(srv.TwoPortServer):
             if meta.status.resolution is not md.SpuResolution.OFFLINE:
                 meta.status = md.SpuStatus(md.SpuResolution.OFFLINE)
                 self.spus.put(meta.name, meta)
+        self.replication.hold_elections_until = time.monotonic() + self.config.spu_offline_after_seconds
+        self._elections_held = True
         self.topic_ctl.start()
         cfg = self.config
         await self._listen((cfg.public_host, cfg.public_port), (cfg.private_host, cfg.private_port))
@@ -368,6 +371,11 @@ class ScServer(srv.TwoPortServer):
             for store in self.all_stores():     # writes the metadata store refused earlier
                 if store.dirty:
                     store.flush_dirty()
+            if self._elections_held and time.monotonic() >= self.replication.hold_elections_until:
+                self._elections_held = False    # every SPU had its chance to register: elect where needed
+                logger.info("elections_resumed online_spus=%s", sorted(self.sessions))
+                self.replication.reconcile_all()
+                self._push_assignments()
             now = time.monotonic()
             for spu_id, s in list(self.sessions.items()):
                 if now - s.last_seen > self.config.spu_offline_after_seconds:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode, FluvialError, UnknownCompression
+from fluvial.errors import NOT_ENOUGH_REPLICAS_TEXT, ErrorCode, FluvialError, UnknownCompression
 from fluvial.observability import metrics
 from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.protocol import batch as b
@@ -203,7 +203,7 @@ class SpuServer(srv.TwoPortServer):
             isr = confirmed if len(confirmed) < len(isr) else isr
             need = local.assignment.min_in_sync
             if len(isr) < need:
-                return WireError.of(ErrorCode.OTHER, f"not enough in-sync replicas for {local.topic}-"
+                return WireError.of(ErrorCode.OTHER, f"{NOT_ENOUGH_REPLICAS_TEXT} for {local.topic}-"
                                     f"{local.partition}: {len(isr)} in sync {isr}, min-in-sync-replicas {need}")
         return None
 

@@ -85,9 +85,16 @@ class Connection:
     def streaming(self) -> bool:
         return bool(self._tasks)
 
+    def _check_open(self) -> None:
+        """A peer that went away: a ConnectionError like any other (uvloop's write on a closed transport
+        raises RuntimeError, which would escape the connection's handler)."""
+        if self.writer.transport.is_closing():
+            raise ConnectionResetError(f"{self.name}: connection to {self.peer} is closed")
+
     async def send(self, correlation_id: int, body: bytes) -> None:
         """Send one whole response frame."""
         async with self._write_lock:
+            self._check_open()
             self.writer.write(encode_response(correlation_id, body))
             await self._drain()
 
@@ -98,6 +105,7 @@ class Connection:
         as the socket drains: `os.sendfile` while the socket takes them, else one chunk copied through
         the transport — never more than a chunk in memory, never more than a chunk of file I/O at once."""
         async with self._write_lock:
+            self._check_open()
             self.writer.write(_frame_head(4 + len(head) + count, correlation_id, head))
             await self._drain()              # limits are (0, 0): returns once the buffer is empty
             sock = self.writer.get_extra_info("socket")

@@ -93,3 +93,13 @@ def test_keyless_records_avoid_unwritable_partitions_keyed_ones_do_not() -> None
     key = b"k7"
     assert p.partition(key, 3, [0, 2]) == partition_for_key(key, 3)
     assert [p.partition(None, 3) for _ in range(3)] == [1, 2, 0]     # the count goes on
+
+
+def test_not_enough_replicas_is_retried_by_its_text() -> None:
+    from fluvial.errors import NOT_ENOUGH_REPLICAS_TEXT, ServerError, retry_rule
+
+    text = f"{NOT_ENOUGH_REPLICAS_TEXT} for t-0: 1 in sync [5002], min-in-sync-replicas 2"
+    assert retry_rule(ErrorCode.OTHER, text).retriable and retry_rule(ErrorCode.OTHER, text).refresh_metadata
+    assert ServerError(ErrorCode.OTHER, text, topic="t", partition=0).retry.retriable
+    assert not retry_rule(ErrorCode.OTHER, "OutOfOrderSequence: ...").retriable
+    assert not ServerError(ErrorCode.OTHER, "anything else").retry.retriable
