@@ -207,3 +207,20 @@ def test_keyless_records_go_around_a_full_spu(small_leader_disk: TmpfsCluster) -
     placed = asyncio.run(keyless())
     assert len(placed) == 300                                    # every record delivered, none refused
     assert {p for p, _ in placed} == elsewhere             # only partitions whose leader can write
+
+
+def test_create_warns_when_partition_sizes_exceed_a_disk(small_leader_disk: TmpfsCluster) -> None:
+    c = small_leader_disk
+    cluster = ["--cluster", f"127.0.0.1:{c.sc_port}"]
+    c.wait("data dirs reported", lambda: all(s.dirs for s in asyncio.run(c.admin(lambda a: a.cluster_health())).spus))
+    fits = subprocess.run([*FLUVIAL, "topic", "create", "fits", "-r", "3", "--max-partition-size", "2MiB",
+                           "--segment-size", "1MiB", *cluster], capture_output=True, text=True, timeout=60)
+    assert fits.returncode == 0 and fits.stderr == ""               # 2 MiB per SPU fits every disk: no warning
+    res = subprocess.run([*FLUVIAL, "topic", "create", "big", "-p", "3", "-r", "3", "--segment-size", "1MiB",
+                          "--max-partition-size", "10MiB", *cluster], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and 'topic "big" created' in res.stdout
+    assert "warning: the max partition sizes placed on SPU 5001 add up to 32.0 MiB" in res.stderr, res.stderr
+    assert "SPU 5002" not in res.stderr                          # 32 MiB fits its 64 MiB
+    status = subprocess.run([*FLUVIAL, "cluster", "status", "--sc-port", str(c.sc_port)], capture_output=True,
+                            text=True, timeout=60)
+    assert "warning FluvialPartitionSizesExceedDisk spu 5001" in status.stdout, status.stdout

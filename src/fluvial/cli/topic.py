@@ -12,6 +12,7 @@ from fluvial.cli.common import (
     OutputOpt,
     ProfileOpt,
     emit,
+    err,
     errors_to_exit,
     fail,
     format_duration,
@@ -107,8 +108,10 @@ def create(
             max_partition_size=parse_size(max_partition_size) if max_partition_size is not None else None,
             compression=compression_type, system=system, dry_run=dry_run,
             min_in_sync_replicas=min_in_sync_replicas, unclean_leader_election=unclean_leader_election)
-    with_admin(cluster, profile, lambda admin: admin.create_topic(name, config))
+    warning = with_admin(cluster, profile, lambda admin: admin.create_topic(name, config))
     out.print(f'topic "{name}" created', markup=False)
+    if warning:
+        err.print(f"warning: {warning}", markup=False)
 
 
 @app.command("list")

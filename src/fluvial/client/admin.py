@@ -240,12 +240,14 @@ class Admin:
                                         timeout=self.timeout if timeout is None else timeout)
 
     async def _status_call(self, key: scp.ScApiKey, label: str, msg: Any, name: str,
-                           timeout: float | None) -> None:
+                           timeout: float | None) -> str | None:
+        """None, or the SC's message on a success (a warning); raises on an error status."""
         r = await self._call(key, label, msg, timeout)
         status = codec.decode(scp.Status, r.take(r.remaining()), d.SC_OBJECT_VERSION)
         if not status.error_code.ok:
             raise admin_error(status.error_code.code, status.name or name,
                               status.error_message or _payload_text(status.error_code), kind=label.lower())
+        return status.error_message
 
     async def list_objects(self, label: str, *, names: list[str] | None = None, system: bool = False,
                            timeout: float | None = None) -> list[Any]:
@@ -259,16 +261,18 @@ class Admin:
     # --------------------------------------------------------------------------------------- topics
 
     async def create_topic(self, name: str, config: TopicConfig | None = None, *,
-                           timeout: float | None = None) -> None:
-        """Create topic `name`; returns when the SC reports every partition online (or raises). The
+                           timeout: float | None = None) -> str | None:
+        """Create topic `name`; returns when the SC reports every partition online (or raises), with the
+        SC's warning if it has one (e.g. partition sizes placed beyond an SPU's disk), else None. The
         default timeout covers the SC's own provisioning wait."""
         config = config or TopicConfig()
         req = scp.TOPIC.create_request(name=name, dry_run=config.dry_run, timeout_ms=None, spec=config.to_spec())
         if timeout is None:
             timeout = max(self.timeout, d.TOPIC_WAIT_SECONDS + CREATE_TIMEOUT_MARGIN_SECONDS)
-        await self._status_call(scp.ScApiKey.CREATE, "Topic", req, name, timeout)
+        warning = await self._status_call(scp.ScApiKey.CREATE, "Topic", req, name, timeout)
         if not config.dry_run and (config.min_in_sync_replicas is not None or config.unclean_leader_election):
             await self.set_replication_settings(name, config.min_in_sync_replicas, config.unclean_leader_election)
+        return warning
 
     # ---------------------------------------------------------------- replication (fluvial-only APIs)
 

@@ -61,10 +61,38 @@ _DIR_ALERTS = {i.DirStateCode.LOW: ("warning", "FluvialDataDirLow", "below 2 R f
                                        "the SPU restarts and verifies its data")}
 
 
+def overcommitted(placed: Iterable[tuple[Sequence[int], int | None]],
+                  dirs: dict[int, Sequence[i.DataDirReport]]) -> dict[int, tuple[int, int]]:
+    """SPUs whose partitions' explicit max sizes add up to more than their disk minus its reserve:
+    {spu: (placed bytes, capacity bytes)}. `placed`: (replica SPUs, max_partition_size or None) per
+    partition; partitions without an explicit size are not counted (Fluvio's default is 100 GB)."""
+    sums: dict[int, int] = {}
+    for replicas, size in placed:
+        if size is None:
+            continue
+        for spu in replicas:
+            sums[spu] = sums.get(spu, 0) + size
+    out = {}
+    for spu, total in sums.items():
+        reports = dirs.get(spu) or []
+        if reports:
+            capacity = sum(max(0, d.total_bytes - d.reserve_bytes) for d in reports)
+            if total > capacity:
+                out[spu] = (total, capacity)
+    return out
+
+
+def overcommit_text(spu: int, placed: int, capacity: int) -> str:
+    return (f"the max partition sizes placed on SPU {spu} add up to {_mib(placed)}, more than its disk holds "
+            f"({_mib(capacity)} after the reserve): it will fill before retention removes anything")
+
+
 def alerts(spus: Iterable[tuple[int, bool, Sequence[i.DataDirReport]]],
-           unwritable_partitions: Iterable[tuple[str, str]], metadata_error: str | None) -> list[Alert]:
+           unwritable_partitions: Iterable[tuple[str, str]], metadata_error: str | None,
+           overcommit: dict[int, tuple[int, int]] | None = None) -> list[Alert]:
     """Active alerts from (SPU id, online, its data dirs), (partition, resolution) of partitions without a
-    writable leader, and the metadata store's last write error."""
+    writable leader, the metadata store's last write error, and SPUs whose placed partition sizes exceed
+    their disk."""
     out = []
     for spu, online, dirs in sorted(spus, key=lambda s: s[0]):
         if not online:
@@ -78,9 +106,12 @@ def alerts(spus: Iterable[tuple[int, bool, Sequence[i.DataDirReport]]],
                                  f"{_mib(d.free_bytes)} free of {_mib(d.total_bytes)}: {what}"))
     for pname, resolution in sorted(unwritable_partitions):
         out.append(Alert("critical", "FluvialPartitionWithoutWritableLeader", f"partition {pname}", resolution))
+    for spu, (placed, capacity) in sorted((overcommit or {}).items()):
+        out.append(Alert("warning", "FluvialPartitionSizesExceedDisk", f"spu {spu}",
+                         overcommit_text(spu, placed, capacity)))
     if metadata_error:
         out.append(Alert("critical", "FluvialMetadataUnwritable", "sc", metadata_error))
     return out
 
 
-__all__ = ["Alert", "SpuState", "alerts", "spu_state"]
+__all__ = ["Alert", "SpuState", "alerts", "overcommit_text", "overcommitted", "spu_state"]

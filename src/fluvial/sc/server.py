@@ -86,7 +86,7 @@ class ScServer(srv.TwoPortServer):
         self.replication = ReplicationController(self.backend, blobs, self.topics, self.partitions, self.spus,
                                                  self._push_assignments)
         self.topic_ctl = TopicController(self.topics, self.partitions, self.replication, self._push_assignments,
-                                         config.topic_wait_seconds)
+                                         config.topic_wait_seconds, self.overcommit)
         self.public = srv.Service("sc-public", {
             API_VERSIONS_KEY: self._api_versions,
             scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
@@ -271,9 +271,15 @@ class ScServer(srv.TwoPortServer):
                                            leads.get(spu_id, 0), dirs))
             views.append((spu_id, online, dirs))
         error = getattr(getattr(self.backend, "health", None), "error", None)
-        found = sc_health.alerts(views, unwritable, error)
+        found = sc_health.alerts(views, unwritable, error, self.overcommit())
         return fa.ClusterHealthResponse(OK, spus, [fa.AlertEntry(a.severity, a.name, a.subject, a.message)
                                                    for a in found], error)
+
+    def overcommit(self) -> dict[int, tuple[int, int]]:
+        """SPUs whose placed explicit partition sizes exceed their disk (from their last heartbeats)."""
+        placed = [(list(m.spec.replicas), m.spec.storage.max_partition_size if m.spec.storage else None)
+                  for m in self.partitions.values() if not m.spec.system]   # the system topic's size is a default
+        return sc_health.overcommitted(placed, {s: list(x.dirs) for s, x in self.sessions.items()})
 
     async def _elect_leader(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(fa.ElectLeaderRequest, body, fa.FLUVIAL_API_VERSION)

@@ -19,6 +19,7 @@ from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
 from fluvial.protocol.codec import WireError
 from fluvial.sc import election as el
+from fluvial.sc import health as sc_health
 from fluvial.sc import topics as rules
 from fluvial.sc.replication import ReplicationController
 from fluvial.sc.store import LabelStore
@@ -42,7 +43,9 @@ def system_topic_spec() -> md.TopicSpec:
 
 class TopicController:
     def __init__(self, topics: LabelStore, partitions: LabelStore, replication: ReplicationController,
-                 push: Callable[[], None], wait_seconds: float) -> None:
+                 push: Callable[[], None], wait_seconds: float,
+                 overcommit: Callable[[], dict[int, tuple[int, int]]] = dict) -> None:
+        self.overcommit = overcommit
         self.topics = topics
         self.partitions = partitions
         self.replication = replication
@@ -85,7 +88,18 @@ class TopicController:
             self.create(name, spec)
         except MetadataUnavailable as e:
             return status_of(name, ErrorCode.OTHER, str(e))
-        return await self.wait_provisioned(name, spec.replicas.partitions)
+        status = await self.wait_provisioned(name, spec.replicas.partitions)
+        if status.error_code.ok and storage is not None and storage.max_partition_size is not None:
+            status.error_message = self._overcommit_warning(name) or None   # created, with a warning
+        return status
+
+    def _overcommit_warning(self, name: str) -> str:
+        mine = {spu for p in range(len(self.topics.get(name).status.replica_map))
+                if (m := self.partitions.get(rules.partition_name(name, p))) is not None for spu in m.spec.replicas}
+        over = {spu: v for spu, v in self.overcommit().items() if spu in mine}
+        if over:
+            logger.warning("partition_sizes_exceed_disk topic=%s spus=%s", name, sorted(over))
+        return "; ".join(sc_health.overcommit_text(spu, *v) for spu, v in sorted(over.items()))
 
     async def wait_provisioned(self, name: str, count: int) -> scp.Status:
         deadline = time.monotonic() + self.wait_seconds

@@ -47,3 +47,15 @@ def test_alerts() -> None:
         ("critical", "FluvialMetadataUnwritable", "sc"),
     ]
     assert alerts([(1, True, [dir_(i.DirStateCode.OK)])], [], None) == []
+
+
+def test_overcommitted_counts_explicit_sizes_against_disk_minus_reserve() -> None:
+    from fluvial.sc.health import overcommitted
+
+    dirs = {1: [i.DataDirReport("/a", i.DirStateCode.OK, 10 * MIB, 16 * MIB, MIB)],
+            2: [i.DataDirReport("/b", i.DirStateCode.OK, 60 * MIB, 64 * MIB, MIB)]}
+    placed = [([1, 2], 10 * MIB), ([2, 1], 6 * MIB), ([1], None), ([3], 99 * MIB)]
+    # SPU 1: 16 MiB placed > 15 MiB; SPU 2: 16 MiB <= 63 MiB; unsized partitions and unknown SPUs ignored
+    assert overcommitted(placed, dirs) == {1: (16 * MIB, 15 * MIB)}
+    got = alerts([(1, True, dirs[1])], [], None, {1: (16 * MIB, 15 * MIB)})
+    assert [(a.name, a.subject) for a in got] == [("FluvialPartitionSizesExceedDisk", "spu 1")]
