@@ -117,9 +117,6 @@ class ScServer(srv.TwoPortServer):
         logger.info("sc_started public=%s:%d private=%s:%d data_dir=%s topics=%d", cfg.public_host,
                     self.public_port, cfg.private_host, self.private_port, cfg.data_dir, len(self.topics.objects))
 
-    def all_stores(self) -> list[LabelStore]:
-        return [*self.stores.values(), self.replication.state, self.replication.settings]
-
     async def stop(self) -> None:
         await self._close_services()
         self.backend.close()
@@ -374,9 +371,9 @@ class ScServer(srv.TwoPortServer):
     async def _liveness(self) -> None:
         while True:
             await asyncio.sleep(self.config.spu_offline_after_seconds / 4)
-            for store in self.all_stores():     # writes the metadata store refused earlier
-                if store.dirty:
-                    store.flush_dirty()
+            behind = getattr(self.backend, "behind", None)
+            if behind is not None and behind.pending:    # writes the metadata store refused earlier
+                behind.flush()
             if self._elections_held and time.monotonic() >= self.replication.hold_elections_until:
                 self._elections_held = False    # every SPU had its chance to register: elect where needed
                 logger.info("elections_resumed online_spus=%s", sorted(self.sessions))

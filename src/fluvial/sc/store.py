@@ -9,6 +9,7 @@ Watch stream sends one full sync and then only what changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import sqlite3
@@ -52,7 +53,8 @@ class SqliteBackend:
         self._db.execute("CREATE TABLE IF NOT EXISTS objects (label TEXT NOT NULL, name TEXT NOT NULL, "
                          "blob BLOB NOT NULL, PRIMARY KEY (label, name))")
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-        self.health = WriteHealth()          # shared by every label's store over this backend
+        self.behind = WriteBehind(self)      # shared by every label's store over this backend
+        self.health = self.behind.health
 
     def load(self) -> dict[str, dict[str, bytes]]:
         out: dict[str, dict[str, bytes]] = {}
@@ -73,6 +75,26 @@ class SqliteBackend:
         try:
             with self._lock:
                 self._db.execute("DELETE FROM objects WHERE label = ? AND name = ?", (label, name))
+        except (sqlite3.Error, OSError) as e:
+            raise _unavailable(self.path, e) from e
+
+    def write_many(self, ops: list[tuple[str, str, bytes | None]]) -> None:
+        """Puts (blob) and deletes (None) in one transaction: one fsync for all of them."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for label, name, blob in ops:
+                        if blob is None:
+                            self._db.execute("DELETE FROM objects WHERE label = ? AND name = ?", (label, name))
+                        else:
+                            self._db.execute("INSERT OR REPLACE INTO objects (label, name, blob) VALUES (?, ?, ?)",
+                                             (label, name, blob))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                    raise
         except (sqlite3.Error, OSError) as e:
             raise _unavailable(self.path, e) from e
 
@@ -101,6 +123,54 @@ def open_backend(url: str | None, data_dir: str | Path) -> MetadataBackend:
     raise InvalidConfig(f"unsupported metadata backend {url!r} (only the embedded sqlite store is available)")
 
 
+class WriteBehind:
+    """The SC's own bookkeeping (liveness, statuses, elections, placement) is written behind: memory first,
+    then every write of one event-loop turn in one transaction (one fsync, not one per object). A write
+    the store refuses stays pending and is retried (`flush`) until it is taken; the latest state of each
+    object wins."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.health = WriteHealth()
+        self.pending: dict[tuple[str, str], bytes | None] = {}
+        self._scheduled = False
+
+    def add(self, label: str, name: str, blob: bytes | None) -> None:
+        self.pending.pop((label, name), None)          # keep the order of the latest writes
+        self.pending[(label, name)] = blob
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()                                # no event loop (tools, tests): at once
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> bool:
+        """Write what is pending; True when nothing is left."""
+        self._scheduled = False
+        if not self.pending:
+            return True
+        ops = [(label, name, blob) for (label, name), blob in self.pending.items()]
+        try:
+            if hasattr(self.backend, "write_many"):
+                self.backend.write_many(ops)
+            else:
+                for label, name, blob in ops:
+                    (self.backend.delete(label, name) if blob is None else self.backend.put(label, name, blob))
+        except MetadataUnavailable as e:
+            self.health.failed(e)
+            return False
+        for label, name, blob in ops:                  # unless written again meanwhile
+            if (label, name) in self.pending and self.pending[(label, name)] is blob:
+                del self.pending[(label, name)]
+        if not self.pending:
+            self.health.recovered()
+        return not self.pending
+
+
 class WriteHealth:
     """Whether the metadata store takes writes: logged once when it stops and once when it is back."""
 
@@ -112,9 +182,9 @@ class WriteHealth:
             logger.error("metadata_write_failed error=%s (liveness and elections go on in memory)", e)
         self.error = str(e)
 
-    def recovered(self, label: str) -> None:
+    def recovered(self) -> None:
         if self.error is not None:
-            logger.warning("metadata_write_recovered label=%s", label)
+            logger.warning("metadata_write_recovered")
         self.error = None
 
 
@@ -157,8 +227,8 @@ class LabelStore:
         self._backend = backend
         self._codec = codec
         self.objects: dict[str, Any] = {}
-        self.dirty: dict[str, Any | None] = {}   # writes the store refused: retried (None = a delete)
-        self.health = getattr(backend, "health", None) or WriteHealth()
+        behind = getattr(backend, "behind", None)
+        self.behind: WriteBehind = behind if behind is not None else WriteBehind(backend)
         self.epoch = 0
         self._watchers: set[Watcher] = set()
         self.changed = asyncio.Event()     # any change: controllers waiting for a condition re-check
@@ -179,9 +249,10 @@ class LabelStore:
 
         `required` (a change a client asked for): written first, `MetadataUnavailable` and no change at all
         when the store refuses. Otherwise (the SC's own bookkeeping: liveness, elections, statuses) memory
-        wins: the object is kept and its write retried by `flush_dirty` until the store takes it."""
+        wins: the object is kept and written behind (`WriteBehind`) until the store takes it."""
         if persist and required:
             self._backend.put(self.label, name, self._codec.encode(obj))
+            self.behind.pending.pop((self.label, name), None)     # an older state must not overwrite it
         self.objects[name] = obj
         if persist and not required:
             self._write_later(name, obj)
@@ -193,6 +264,7 @@ class LabelStore:
             return None
         if required:
             self._backend.delete(self.label, name)
+            self.behind.pending.pop((self.label, name), None)
         del self.objects[name]
         if not required:
             self._write_later(name, None)
@@ -200,27 +272,7 @@ class LabelStore:
         return obj
 
     def _write_later(self, name: str, obj: Any | None) -> None:
-        self.dirty[name] = obj
-        self.flush_dirty()
-
-    def flush_dirty(self) -> bool:
-        """Write what the store refused before (latest state per object; None = deleted). True when
-        nothing is left."""
-        for name in list(self.dirty):
-            obj = self.dirty[name]
-            try:
-                if obj is None:
-                    self._backend.delete(self.label, name)
-                else:
-                    self._backend.put(self.label, name, self._codec.encode(obj))
-            except MetadataUnavailable as e:
-                self.health.failed(e)
-                return False
-            if self.dirty.get(name) is obj:
-                del self.dirty[name]
-        if not self.dirty:
-            self.health.recovered(self.label)
-        return True
+        self.behind.add(self.label, name, None if obj is None else self._codec.encode(obj))
 
     def _notify(self, change: Change, name: str, obj: Any) -> None:
         self.epoch += 1

@@ -51,3 +51,34 @@ async def test_watch_full_sync_then_changes(tmp_path: Path) -> None:
     reloaded = LabelStore("Topic", backend, JSON)
     reloaded.load(backend.load()["Topic"])
     assert reloaded.objects == {"t2": {"name": "t2", "v": 2}}
+
+
+def test_write_behind_batches_a_turn_and_a_required_write_wins(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Bookkeeping writes of one event-loop turn go in one transaction; a client's (required) write of
+    the same object is never overwritten by an older pending state; a refused batch stays pending."""
+    import asyncio
+
+    from fluvial.sc.store import LabelStore, ObjectCodec, SqliteBackend
+
+    backend = SqliteBackend(tmp_path / "metadata.db")
+    calls: list[int] = []
+    real = backend.write_many
+
+    def counting(ops):  # type: ignore[no-untyped-def]
+        calls.append(len(ops))
+        return real(ops)
+
+    backend.write_many = counting  # type: ignore[method-assign]
+    store = LabelStore("T", backend, ObjectCodec(lambda o: o.encode(), lambda b: b.decode()))
+
+    async def main() -> None:
+        for n in range(5):
+            store.put(f"k{n}", f"v{n}")
+        store.put("k0", "client", required=True)     # written at once, the pending "v0" dropped
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert calls == [4]                               # one transaction for the turn's bookkeeping
+    assert backend.load()["T"] == {"k0": b"client", "k1": b"v1", "k2": b"v2", "k3": b"v3", "k4": b"v4"}
+    backend.close()
