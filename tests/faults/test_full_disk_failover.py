@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from fluvial.client.producer import ProducerConfig
 from fluvial.protocol import metadata as md
 from fluvial.protocol.spu import Isolation
 
-from ..integration.cluster import free_ports
+from ..integration.cluster import free_ports, wait_until
 from .test_full_disk import Namespaces, namespaces  # noqa: F401 - fixture
 
 FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
@@ -69,14 +68,7 @@ class TmpfsCluster:
             return await call(admin)
 
     def wait(self, what: str, check: Any, timeout: float = 40) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                got = check()
-                if got:
-                    return got
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+        return wait_until(what, check, self.logs, timeout)
 
     def stop(self) -> None:
         for p in self.procs:

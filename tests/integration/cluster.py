@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from fluvial import defaults as d
 
@@ -41,6 +42,19 @@ def free_ports(spus: int) -> tuple[int, int]:
         if all(_port_free(p) for p in ports):
             return sc, base
     raise RuntimeError("no free ports found")
+
+
+def wait_until(what: str, check: Any, logs: Any, timeout: float = 30) -> Any:
+    """Poll `check()` (exceptions count as not yet) until it returns something truthy; fail with `what` and
+    `logs()` after `timeout` seconds — a hang guard, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            got = check()
+            if got:
+                return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}\n{logs()}")
 
 
 class Cluster:

@@ -30,7 +30,7 @@ from fluvial.storage import Replica
 from fluvial.storage.validator import verify_replica_dir
 from fluvial.transport.client import ClientConnection
 
-from .cluster import Cluster
+from .cluster import Cluster, wait_until
 
 SPUS = [5001, 5002, 5003]
 V = d.SPU_API_VERSION
@@ -65,13 +65,7 @@ def details(cluster: Cluster, topic: str) -> fa.PartitionDetail:
 
 
 def wait_for(what: str, check: Any, cluster: Cluster, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{cluster.logs()}")
+    return wait_until(what, check, cluster.logs, timeout)
 
 
 def create(cluster: Cluster, topic: str) -> int:

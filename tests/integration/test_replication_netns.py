@@ -28,7 +28,7 @@ from fluvial.client.consumer import ConsumerConfig, Offset
 from fluvial.client.producer import ProducerConfig
 from fluvial.protocol.spu import Isolation
 
-from .cluster import FLUVIAL, free_ports
+from .cluster import FLUVIAL, free_ports, wait_until
 
 LEASE_MARGIN_SECONDS = 0.5          # scheduling slack on 2 busy cores, on top of the lease itself
 INSIDE_SECONDS = 9.0
@@ -168,14 +168,7 @@ def test_cut_off_leader_refuses_after_its_lease_and_leadership_moves(isolated: I
         return (await admin_call(lambda a: a.partition_details("iso")))[0]
 
     def wait(what: str, check, timeout: float = 30):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                got = check()
-                if got:
-                    return got
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}\n{c.logs()}")
+        return wait_until(what, check, c.logs, timeout)
 
     wait("the SC", lambda: asyncio.run(admin_call(lambda a: a.list_spus())) and
          all(s.online for s in asyncio.run(admin_call(lambda a: a.list_spus()))) and

@@ -12,12 +12,11 @@ the start of the leader's first known epoch — safe, only possibly more than ne
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 
 from fluvial import defaults as d
-from fluvial.storage.fileio import FileIO
+from fluvial.storage.fileio import FileIO, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -102,21 +101,7 @@ class EpochHistory:
         return changed
 
     def store(self) -> None:
-        data = render(self.entries)
-        tmp = self.path + ".tmp"
-        try:
-            fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            try:
-                self.io.pwrite(fd, data, 0)
-                self.io.fdatasync(fd)
-            finally:
-                self.io.close(fd)
-            os.replace(tmp, self.path)
-            self.io.fsync_dir(self.directory)
-        except OSError:
-            with contextlib.suppress(OSError):
-                self.io.unlink(tmp)
-            raise
+        replace_atomically(self.io, self.directory, self.path, render(self.entries))
 
 
 __all__ = ["EpochHistory", "epoch_end", "parse", "render", "truncation_point"]

@@ -192,6 +192,25 @@ class FaultyFileIO(FileIO):
 OS_IO = FileIO()
 
 
+def replace_atomically(io: FileIO, directory: str, path: str, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new file, never a mix: temp file,
+    fdatasync, rename, directory fsync. Raises OSError; a failed attempt leaves the previous file."""
+    tmp = path + ".tmp"
+    try:
+        fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            io.pwrite(fd, data, 0)
+            io.fdatasync(fd)
+        finally:
+            io.close(fd)
+        os.replace(tmp, path)
+        io.fsync_dir(directory)
+    except OSError:
+        with contextlib.suppress(OSError):
+            io.unlink(tmp)
+        raise
+
+
 class FileHandle:
     """An open file descriptor with a reference-counted lifetime.
 

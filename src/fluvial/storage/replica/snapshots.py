@@ -3,7 +3,6 @@ atomically) and the replay of the batch headers stored after it (`storage.produc
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from fluvial import defaults as d
 from fluvial.errors import CorruptData, ProtocolError, errno_name
 from fluvial.observability.ratelimit import StateLog
 from fluvial.protocol import batch as b
-from fluvial.storage.fileio import FileIO
+from fluvial.storage.fileio import FileIO, replace_atomically
 from fluvial.storage.producers import decode_snapshot, encode_snapshot
 from fluvial.storage.replica.health import ReplicaHealth
 from fluvial.storage.replica.state import IO_FAILED, ReplicaState, classify_os_error
@@ -97,20 +96,7 @@ class ProducerSnapshots(ReplicaHealth):
         """Atomically replace the snapshot with the state as of `offset`: temp file, fdatasync, rename,
         directory fsync. Raises OSError (a failed attempt leaves the previous snapshot in place)."""
         data = encode_snapshot(offset, self._producers.entries.items())
-        tmp = self._snapshot_path + ".tmp"
-        try:
-            fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            try:
-                self.io.pwrite(fd, data, 0)
-                self.io.fdatasync(fd)
-            finally:
-                self.io.close(fd)
-            os.replace(tmp, self._snapshot_path)
-            self.io.fsync_dir(self.directory)
-        except OSError:
-            with contextlib.suppress(OSError):
-                self.io.unlink(tmp)
-            raise
+        replace_atomically(self.io, self.directory, self._snapshot_path, data)
         self._has_snapshot = True
         if self.guard is not None:
             self.guard.charge(len(data))
