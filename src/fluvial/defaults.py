@@ -118,7 +118,9 @@ EPOCH_HISTORY_FILE = "leader-epoch.chk"           # fluvial's epoch -> start off
 
 # ---------------------------------------------------------------------------------------- client
 RETRY_BACKOFF_INITIAL_SECONDS = 0.02              # Fluvio's producer starts at 20 ms ...
-RETRY_BACKOFF_MAX_SECONDS = 5.0                   # ... fluvial caps each wait here
+RETRY_BACKOFF_MAX_SECONDS = 1.0                   # ... fluvial caps each wait here (Kafka's retry.backoff.max.ms):
+                                                  # a producer waiting out a full disk resumes within ~1 s of
+                                                  # the SPU taking writes again
 RETRY_BACKOFF_MULTIPLIER = 2.0
 RETRY_JITTER_FRACTION = 0.2                       # each wait is randomized by ±20 %
 DELIVERY_TIMEOUT_SECONDS = 120.0                  # a record is given up after this long

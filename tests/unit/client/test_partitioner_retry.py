@@ -42,8 +42,8 @@ class FixedRandom:
 
 @pytest.mark.parametrize(
     ("attempt", "rng", "expected"),
-    [(1, 0.5, 0.02), (2, 0.5, 0.04), (3, 0.5, 0.08), (20, 0.5, 5.0), (1, 0.0, 0.016), (1, 1.0, 0.024),
-     (30, 1.0, 6.0)],
+    [(1, 0.5, 0.02), (2, 0.5, 0.04), (3, 0.5, 0.08), (20, 0.5, 1.0), (1, 0.0, 0.016), (1, 1.0, 0.024),
+     (30, 1.0, 1.2)],
 )
 def test_backoff_is_capped_exponential_with_jitter(attempt: int, rng: float, expected: float) -> None:
     assert Backoff(rng=FixedRandom(rng)).delay(attempt) == pytest.approx(expected)
@@ -67,7 +67,7 @@ def test_retries_stop_at_the_delivery_deadline() -> None:
         waits.append(w)
         now += w
     assert now <= 110.0 and sum(waits) == pytest.approx(now - 100.0)
-    assert max(waits) <= 5.0 and len(waits) >= 8
+    assert max(waits) <= 1.2 and len(waits) >= 8
 
 
 def test_one_warning_per_partition_per_interval() -> None:
