@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication ensure-nats ensure-prometheus clean
+.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication soak ensure-nats ensure-prometheus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-fluvial-client: ensure-nats
 # failover times (kill -9, SIGSTOP, link down in a network namespace: needs root) and rf=3 vs rf=1 committed produce
 bench-replication: $(STAMP)
 	$(PY) benchmarks/replication_bench.py
+
+# disk-full soak (issue #9): real SPUs on tmpfs in their own mount namespaces (needs root), <= 30 min;
+# run it in the background; SOAK_ARGS=--quick for ~3 min. Results: benchmarks/results/disk_full_soak.json
+soak: $(STAMP)
+	$(PY) benchmarks/disk_full_soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
