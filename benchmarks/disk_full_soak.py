@@ -98,7 +98,7 @@ def pct(xs: list[float], q: float) -> float:
 class TmpfsCluster:
     """An SC and SPUs, SPU N on a tmpfs of `sizes[N]` MiB in its own mount namespace, with metrics."""
 
-    def __init__(self, root: Path, sizes: dict[int, int]) -> None:
+    def __init__(self, root: Path, sizes: dict[int, int], reserve_bytes: int | None = None) -> None:
         self.root = root
         root.mkdir(parents=True)
         self.sc_port, self.base = free_ports(len(sizes))
@@ -115,7 +115,8 @@ class TmpfsCluster:
             cmd = " ".join([*FLUVIAL, "run", "spu", "--id", str(spu), "--data-dir", str(disk), "--public-addr",
                             f"127.0.0.1:{port}", "--private-addr", f"127.0.0.1:{port + 1}", "--sc-addr",
                             f"127.0.0.1:{self.sc_port + 1}", "--metrics-addr",
-                            f"127.0.0.1:{self.metrics_port[spu]}"])
+                            f"127.0.0.1:{self.metrics_port[spu]}",
+                            *(["--reserve-bytes", str(reserve_bytes)] if reserve_bytes is not None else [])])
             self._spawn(f"spu-{spu}", [*UNSHARE, "sh", "-c", f"mount -t tmpfs -o size={mib}m tmpfs {disk} && exec {cmd}"])
         self.pids = {name: p.pid for name, p in self.procs.items()}
 
@@ -291,6 +292,8 @@ async def fill_free_cycles(c: TmpfsCluster, spu: int, cycles: int, step_mib: int
             t_full = [t for t in c.transitions(spu) if t[1] == "data_dir" and t[4] == "full"][-1][0]
             await asyncio.sleep(hold)
             acks_before = len(prod.ack_times)
+            if cycle == cycles - 1:
+                prod.stop.set()     # no refill after the last cycle: what is in flight (≤ 512 KiB) then fits
             c.resize(spu, c.sizes[spu] + step_mib)
             t_free = time.time()
 
@@ -525,6 +528,9 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=None, help="fill/free cycles (default 50; 10 with --quick)")
     ap.add_argument("--size-mib", type=int, default=16, help="the SPU's tmpfs at the start")
     ap.add_argument("--step-mib", type=int, default=3, help="MiB added to the tmpfs to free space each cycle")
+    ap.add_argument("--reserve-bytes", type=int, default=d.SPACE_RESERVE_MIN_BYTES,
+                    help="the cycling SPU's --reserve-bytes (default 1 MiB, the default R of a disk ≤ 20 MiB): "
+                         "fixed, so that R does not grow with the tmpfs past what one step frees")
     ap.add_argument("--hold", type=float, default=2.0, help="seconds the disk stays FULL in each cycle")
     ap.add_argument("--full-minutes", type=float, default=None, help="minutes held FULL under load (10; 1)")
     ap.add_argument("--rate", type=float, default=1250.0, help="produce requests/s against the full disk")
@@ -547,7 +553,7 @@ def main() -> int:
     results: dict[str, Any] = {"machine": machine, "quick": args.quick, "command": " ".join(sys.argv),
                                "args": vars(args), "errors": []}
     try:
-        c = TmpfsCluster(root / "single", {5001: args.size_mib})
+        c = TmpfsCluster(root / "single", {5001: args.size_mib}, args.reserve_bytes)
         try:
             asyncio.run(c.online())
             log(f"1. fill/free: {cycles} cycles, {args.size_mib} MiB tmpfs + {args.step_mib} MiB per cycle, "
