@@ -510,11 +510,22 @@ async def failover_trial(root: Path) -> dict[str, Any]:
         rb = {"acked": len(acks), "read": len(got), "lost": len({o for o, _ in acks} - {o for o, _ in got}),
               "duplicated": len(seqs) - len(set(seqs))}
         elected = [ln for ln in c.log_lines("sc") if "leader_elected" in ln and "was=5001" in ln]
+        cli = {}
+        sc = f"127.0.0.1:{c.sc_port}"
+        for args in (["partition", "list", "-c", sc], ["partition", "describe", topic, "-c", sc],
+                     ["spu", "list", "-c", sc], ["cluster", "status", "--sc-port", str(c.sc_port)]):
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                done = subprocess.run([*FLUVIAL, *args], capture_output=True, text=True, timeout=30,
+                                      env={**os.environ, "COLUMNS": "200"})
+                cli["fluvial " + " ".join(args[:3] if args[0] == "partition" and args[1] == "describe" else args[:2])] = (
+                    done.stdout + done.stderr)
         return {"new_leader": after.leader, "old_leader_state": old.state, "old_leader_leo": old_leo,
                 "failover_s": (min(new_acks) - t_full) if new_acks and fulls else float("nan"),
                 "elected_after_full_s": (log_time(elected[0][:23]) - t_full) if elected and fulls else float("nan"),
                 "read_back": rb, "delivery_failures": len(failed), "failure_examples": failed[:3],
-                "spus_same_pid": all(c.alive_same_pid(s) for s in (5001, 5002, 5003))}
+                "spus_same_pid": all(c.alive_same_pid(s) for s in (5001, 5002, 5003)), "cli": cli,
+                "spu_5001_log": [ln for ln in c.log_lines("spu-5001") if "WARNING" in ln or "ERROR" in ln][:15],
+                "sc_log": [ln for ln in c.log_lines("sc") if "5001" in ln and ("WARNING" in ln or "elect" in ln)][:15]}
     finally:
         c.stop()
 
