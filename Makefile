@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication soak-load ensure-nats ensure-prometheus clean
+.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication soak-load soak ensure-nats ensure-prometheus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-replication: $(STAMP)
 # SOAK_ARGS=--quick for ~3 min, SOAK_ARGS="--minutes 10" for another length.
 soak-load: $(STAMP)
 	$(PY) benchmarks/soak_load.py $(SOAK_ARGS)
+
+# disk-full soak (issue #9): real SPUs on tmpfs in their own mount namespaces (needs root), <= 30 min;
+# run it in the background; SOAK_ARGS=--quick for ~3 min. Results: benchmarks/results/disk_full_soak.json
+soak: $(STAMP)
+	$(PY) benchmarks/disk_full_soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
