@@ -51,9 +51,9 @@ class DirState(enum.Enum):
 class Band(enum.Enum):
     """Where free space stands relative to the reserve R."""
 
-    CRITICAL = "critical"     # free < R
-    LOW = "low"               # R <= free <= 1.5R
-    RECOVERING = "recovering" # 1.5R < free < 2R
+    CRITICAL = "critical"     # free < 1.25R (SPACE_FULL_FACTOR)
+    LOW = "low"               # 1.25R <= free <= 1.5R
+    RECOVERING = "recovering" # 1.5R < free < 2R (a band name: reached filling up as well as emptying)
     TIGHT = "tight"           # 2R <= free <= 2.5R
     AMPLE = "ample"           # free > 2.5R
 
