@@ -17,7 +17,7 @@ import pytest
 
 from fluvial.client.admin import list_spus
 
-from ..integration.cluster import free_ports
+from ..integration.cluster import free_ports, stop_processes
 from .test_full_disk import COMMAND_TIMEOUT_SECONDS, Namespaces, namespaces  # noqa: F401 - fixture
 
 FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
@@ -70,13 +70,7 @@ class TinyDiskCluster:
         assert done.returncode == 0, done.stderr
 
     def stop(self) -> None:
-        for p in (self.spu, self.sc):
-            p.terminate()
-        for p in (self.spu, self.sc):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes([self.spu, self.sc])
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from fluvial.protocol.codec import decode_from, encode
 from fluvial.protocol.records import build_batch
 from fluvial.transport.client import ClientConnection
 
-from ..integration.cluster import free_ports
+from ..integration.cluster import free_ports, stop_processes
 from .test_full_disk import Namespaces, namespaces  # noqa: F401 - fixture
 
 FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
@@ -74,13 +74,7 @@ class TmpfsSpu:
         return float(m[1]) if m else 0.0
 
     def stop(self) -> None:
-        for p in (self.spu, self.sc):
-            p.terminate()
-        for p in (self.spu, self.sc):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes([self.spu, self.sc])
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 from fluvial.client.admin import Admin, TopicConfig
 from fluvial.errors import AdminError
 
-from ..integration.cluster import free_ports
+from ..integration.cluster import free_ports, stop_processes
 from .test_full_disk import COMMAND_TIMEOUT_SECONDS, Namespaces, namespaces  # noqa: F401 - fixture
 
 FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
@@ -94,10 +94,4 @@ def test_spus_register_while_the_sc_disk_is_full(namespaces: Namespaces, tmp_pat
         assert sc.poll() is None
         assert (logs / "sc.log").read_text().count("metadata_write_failed") == 1     # one line per outage
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)

@@ -57,6 +57,18 @@ def wait_until(what: str, check: Any, logs: Any, timeout: float = 30) -> Any:
     raise AssertionError(f"timed out waiting for {what}\n{logs()}")
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]], grace: float = 15) -> None:
+    """SIGTERM every process, wait up to `grace` seconds each, then SIGKILL what is left."""
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 class Cluster:
     def __init__(self, root: Path, spus: int = 1, env: dict[str, str] | None = None) -> None:
         self.root = root

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
@@ -37,13 +36,6 @@ def _codec(cls: type) -> ObjectCodec:
 def default_min_in_sync(replication_factor: int) -> int:
     """Stricter than Kafka's 1: a ReadCommitted record is on at least two replicas when there are two."""
     return max(1, min(2, replication_factor))
-
-
-@dataclass
-class Observed:
-    """The last report of one replica (from its SPU's heartbeat)."""
-
-    report: i.ReplicaReport
 
 
 class ReplicationController:

@@ -51,7 +51,6 @@ class Followers:
         self.tasks: dict[tuple[str, int], tuple[int, int, asyncio.Task[None]]] = {}
         self.links: dict[int, ClientConnection] = {}
         self._connecting: dict[int, asyncio.Lock] = {}
-        self.fetches = 0
 
     # ------------------------------------------------------------------------------------- roles
 
@@ -165,7 +164,6 @@ class Followers:
         body = await conn.request(i.REPLICA_FETCH, i.INTERNAL_VERSION, encode(req, 0),
                                   timeout=d.REPLICA_FETCH_MAX_WAIT_SECONDS + d.CLIENT_REQUEST_TIMEOUT_SECONDS)
         resp = decode_from(i.ReplicaFetchResponse, body, 0)
-        self.fetches += 1
         if not resp.error_code.ok:
             raise FetchRefused(resp.error_code.code, "fetch")
         if resp.log_start > r.leo:

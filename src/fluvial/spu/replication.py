@@ -136,9 +136,6 @@ class LeaderState:
             hw = min(hw, p.leo if p is not None and p.leo >= 0 else current_hw)
         return max(current_hw, hw)
 
-    def lag(self, follower: int, leader_leo: int) -> int:
-        p = self.followers.get(follower)
-        return leader_leo - p.leo if p is not None and p.leo >= 0 else leader_leo
 
 
 __all__ = ["FOLLOWER_FAILED", "FOLLOWER_FULL", "FOLLOWER_OK", "FollowerProgress", "LeaderState"]

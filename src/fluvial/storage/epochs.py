@@ -64,7 +64,7 @@ class EpochHistory:
         self.path = os.path.join(directory, d.EPOCH_HISTORY_FILE)
         self.entries: list[tuple[int, int]] = []
 
-    def load(self, log_start: int, leo: int) -> None:
+    def load(self, leo: int) -> None:
         try:
             fd = self.io.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -73,8 +73,8 @@ class EpochHistory:
             raw = self.io.pread(fd, self.io.fsize(fd), 0)
         finally:
             self.io.close(fd)
+        # entries below the log start stay: they still say which epoch the next one follows
         self.entries = [(e, s) for e, s in parse(raw.decode(errors="replace")) if s <= leo]
-        del log_start  # entries below the log start still say which epoch the next one follows
 
     @property
     def last_epoch(self) -> int:

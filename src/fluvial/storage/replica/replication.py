@@ -36,7 +36,7 @@ class ReplicaReplication(ReplicaAppend):
     def _load_epochs(self) -> None:
         self._epochs = EpochHistory(self.io, self.directory)
         try:
-            self._epochs.load(self.log_start, self._leo)
+            self._epochs.load(self._leo)
         except OSError as e:
             logger.warning("epoch_history_unreadable replica=%s error=%r", self.name, e)
 
