@@ -25,6 +25,7 @@ from fluvial.spu.follower import Followers
 from fluvial.spu.leader import LeaderService
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
+from fluvial.spu.smartmodules import SmartModuleStore
 from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
@@ -103,6 +104,7 @@ class SpuServer(srv.TwoPortServer):
             **self.leaders.handlers(),
         }, on_disconnect=self.leaders.peer_disconnected)
         self.offsets = ConsumerOffsets(self.registry)
+        self.smartmodules = SmartModuleStore()   # filled by the SC's pushes (control link)
         self.peers: dict[int, i.PeerSpu] = {}
         self.control: ControlLink | None = None
         self.followers = Followers(self.registry, lambda: self.peers)
