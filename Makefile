@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication soak-load soak ensure-nats ensure-prometheus clean
+.PHONY: run test lint smartmodules bench-smartmodule bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication soak-load soak ensure-nats ensure-prometheus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ test: $(STAMP) ensure-prometheus
 # promtool (Debian's `prometheus`) for deploy/prometheus/'s rule tests; quick when present.
 ensure-prometheus:
 	bash scripts/ensure-prometheus.sh
+
+# SmartModule test modules (tests/smartmodules/src/*.c -> tests/smartmodules/*.wasm, committed so tests
+# need no compiler): Debian's clang-14 + lld-14 (apt-get install clang-14 lld-14).
+SM_CC    ?= clang-14
+SM_SRC   := $(wildcard tests/smartmodules/src/*.c)
+SM_WASM  := $(patsubst tests/smartmodules/src/%.c,tests/smartmodules/%.wasm,$(SM_SRC))
+smartmodules: $(SM_WASM)
+
+tests/smartmodules/%.wasm: tests/smartmodules/src/%.c tests/smartmodules/src/sm.h
+	$(SM_CC) --target=wasm32 -O2 -nostdlib -fuse-ld=lld -Wl,--no-entry -Wl,--strip-all -o $@ $<
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

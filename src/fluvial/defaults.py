@@ -143,3 +143,17 @@ CLIENT_LOOP_STOP_SECONDS = 5.0                    # sync facade: waiting for its
 CLI_PRODUCE_READ_BYTES = 4 * MIB                  # `fluvial produce` reads piped input in chunks of about this
 CONSUMER_QUEUE_FRAMES = 4                         # multi-partition consumer: frames buffered per partition
 CONSUMER_AUTO_COMMIT_SECONDS = 5.0                # auto offset management: flush committed offsets this often
+
+# ------------------------------------------------------------------------------------ SmartModules
+# Fluvio has no real CPU limit (fluvio#1245) and a 1 GiB memory cap per store; fluvial bounds both.
+SMARTMODULE_CALL_BUDGET_SECONDS = 5.0             # CPU budget of one call into a module (epoch deadline)
+SMARTMODULE_EPOCH_TICK_SECONDS = 0.01             # the epoch ticker's period: the budget's resolution
+SMARTMODULE_MEMORY_MAX_BYTES = 64 * MIB           # linear memory cap per module instance (Fluvio: 1 GiB)
+SMARTMODULE_WORKERS_MAX = 4                       # module calls running at once (threads), the rest queue
+SMARTMODULE_WASM_MAX_BYTES = 64 * MIB             # a module's wasm after gunzip (bigger payloads: 6002)
+SMARTMODULE_CACHE_MODULES_MAX = 64                # compiled modules kept in memory (least recently used go)
+SMARTMODULE_CACHE_DIR = "smartmodule-cache"       # serialized compiled modules, in the SPU's data dir
+SMARTMODULE_STREAM_READ_MAX_BYTES = 4 * MIB       # stored bytes one SmartModule stream step reads and runs
+SMARTMODULE_LOOKBACK_MAX_BYTES = 64 * MIB         # stored bytes a look_back reads at most (the newest win)
+SMARTMODULE_HINT_MAX_CHARS = 4096                 # a module's error hint is cut to this (wire strings <= 32 KiB)
+SMARTMODULE_API_VERSION_DEFAULT = 24              # the version passed to modules when no request gives one

@@ -479,3 +479,159 @@ class ProfileError(FluvialError):
     """The Fluvio profile file is unreadable, or names a profile or cluster that is not in it."""
 
     code = ErrorCode.OTHER
+
+
+# ------------------------------------------------------------------------------------------ SmartModules
+# Fluvio's codes and texts (reference fluvio-smartmodules.md §3.1/§3.4; crates/fluvio-protocol/src/link/
+# error_code.rs and link/smartmodule.rs @v0.17.3). str() of each is the Display text the official client
+# shows. Each converts to its WireError (`WireError.from_exception`) and back (`smartmodule_error`).
+
+
+class SmartModuleError(FluvialError):
+    """Root of the SmartModule failures; `wire_payload()` is the payload its code carries."""
+
+    code = ErrorCode.SMART_MODULE_ERROR
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return ()
+
+
+class SmartModuleNotFound(SmartModuleError):
+    code = ErrorCode.SMART_MODULE_NOT_FOUND
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"SmartModule {name} was not found")
+        self.name = name
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.name,)
+
+
+class SmartModuleInvalid(SmartModuleError):
+    """The wasm payload is not gzip (nor raw wasm), or does not gunzip."""
+
+    code = ErrorCode.SMART_MODULE_INVALID
+
+    def __init__(self, error: str, name: str | None = None) -> None:
+        super().__init__(f"SmartModule is invalid: {error}")
+        self.error = error
+        self.name = name
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.error, self.name)
+
+
+# SmartModuleTransformRuntimeError.kind: the link enum (link/smartmodule.rs), not the request's kind tags
+SMARTMODULE_ERROR_KINDS = ("Filter", "Map", "ArrayMap", "Aggregate", "FilterMap", "Join", "Generic")
+
+
+def _record_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"Binary: {len(data)} bytes"
+
+
+class SmartModuleRuntimeError(SmartModuleError):
+    """A record the module rejected (its output's error): sent with the records before it; the stream
+    goes on."""
+
+    code = ErrorCode.SMART_MODULE_RUNTIME_ERROR
+
+    def __init__(self, hint: str, offset: int, kind: int, record_key: bytes | None, record_value: bytes) -> None:
+        kind_name = SMARTMODULE_ERROR_KINDS[kind] if 0 <= kind < len(SMARTMODULE_ERROR_KINDS) else str(kind)
+        key = "NULL" if record_key is None else _record_text(record_key)
+        super().__init__(f"SmartModule transform error {hint}\n\nSmartModule Info: \n    Type: {kind_name}\n"
+                         f"    Offset: {offset}\n    Key: {key}\n    Value: {_record_text(record_value)}")
+        self.hint = hint
+        self.offset = offset
+        self.kind = kind
+        self.record_key = record_key
+        self.record_value = record_value
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.hint, self.offset, self.kind, self.record_key, self.record_value)
+
+
+class SmartModuleChainInitError(SmartModuleError):
+    """A module that does not compile or instantiate, has no known export, or whose init failed."""
+
+    code = ErrorCode.SMART_MODULE_CHAIN_INIT_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Error initializing {message} SmartModule Chain")
+        self.message = message
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.message,)
+
+
+class SmartModuleLookBackError(SmartModuleError):
+    code = ErrorCode.SMART_MODULE_LOOK_BACK_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"SmartModule look_back error: {message}")
+        self.message = message
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.message,)
+
+
+class SmartModuleMemoryLimitExceeded(SmartModuleError):
+    """The memory cap was hit while the chain was built (instantiate or init)."""
+
+    code = ErrorCode.SMART_MODULE_MEMORY_LIMIT_EXCEEDED
+
+    def __init__(self, requested: int, max: int) -> None:
+        super().__init__(f"SmartModule memory limit exceeded: requested {requested} bytes, max allowed {max} bytes")
+        self.requested = requested
+        self.max = max
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.requested, self.max)
+
+
+SMARTMODULE_FAILED_PREFIX = "SmartModule err "
+
+
+class SmartModuleFailed(SmartModuleError):
+    """The module failed mid-stream — a trap, a negative status, its CPU budget or memory cap — and the
+    stream ends: `Other("SmartModule err …")` on the wire (Fluvio's stream_fetch.rs:418-420)."""
+
+    code = ErrorCode.OTHER
+
+    def __init__(self, cause: str) -> None:
+        self.message = cause if cause.startswith(SMARTMODULE_FAILED_PREFIX) else SMARTMODULE_FAILED_PREFIX + cause
+        super().__init__(f"Other error: {self.message}")
+        self.cause = self.message[len(SMARTMODULE_FAILED_PREFIX):]
+
+    def wire_payload(self) -> tuple[object, ...]:
+        return (self.message,)
+
+
+_SMARTMODULE_ERRORS: dict[ErrorCode, type[SmartModuleError]] = {
+    cls.code: cls for cls in (SmartModuleNotFound, SmartModuleInvalid, SmartModuleRuntimeError,
+                              SmartModuleChainInitError, SmartModuleLookBackError, SmartModuleMemoryLimitExceeded)
+}
+
+
+def is_smartmodule_code(code: ErrorCode, message: str = "") -> bool:
+    """Whether a received code (and, for `Other`, its text) is a SmartModule failure."""
+    if code is ErrorCode.OTHER:
+        return message.startswith(SMARTMODULE_FAILED_PREFIX)
+    return ErrorCode.SMART_MODULE_ERROR <= code <= ErrorCode.SMART_MODULE_MEMORY_LIMIT_EXCEEDED
+
+
+def smartmodule_error(wire: object) -> SmartModuleError:
+    """The typed exception for a received SmartModule WireError (codes 6000-6008, or `Other` whose text
+    starts with "SmartModule err "): the one conversion from the wire."""
+    code = wire.code                                   # type: ignore[attr-defined]
+    payload = tuple(wire.payload)                      # type: ignore[attr-defined]
+    if code is ErrorCode.OTHER:
+        return SmartModuleFailed(str(payload[0]) if payload else "")
+    cls = _SMARTMODULE_ERRORS.get(code)
+    if cls is not None:
+        return cls(*payload)                           # type: ignore[arg-type]
+    err = SmartModuleError(f"{code.name}{list(payload) if payload else ''}")
+    err.code = code
+    return err

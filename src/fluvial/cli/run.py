@@ -123,6 +123,13 @@ def run_spu(
     evict_when_full: bool = typer.Option(False, "--evict-when-full",
                                          help="While the data dir is FULL, delete its oldest sealed segments "
                                               "whatever the topics' retention (DATA LOSS)."),
+    smartmodule_call_budget_ms: int = typer.Option(
+        int(d.SMARTMODULE_CALL_BUDGET_SECONDS * 1000), "--smartmodule-call-budget-ms",
+        envvar="FLUVIAL_SMARTMODULE_CALL_BUDGET_MS",
+        help="CPU time one SmartModule call may take; a module over it ends its own stream."),
+    smart_engine_max_memory: int = typer.Option(
+        d.SMARTMODULE_MEMORY_MAX_BYTES, "--smart-engine-max-memory", envvar="FLV_SMART_ENGINE_MAX_MEMORY_BYTES",
+        help="Linear memory cap of each SmartModule instance, in bytes."),
 ) -> None:
     """Run a streaming processing unit."""
     from fluvial.spu.server import SpuConfig, SpuServer
@@ -137,7 +144,9 @@ def run_spu(
     server = SpuServer(SpuConfig(spu_id, str(data_dir), host, port, phost, pport, sc_host, sc_port,
                                  flush or None, reserve_bytes if reserve_bytes >= 0 else None,
                                  limits=_limits(max_connections, idle_timeout, write_timeout),
-                                 evict_when_full=evict_when_full))
+                                 evict_when_full=evict_when_full,
+                                 smartmodule_call_budget_seconds=max(1, smartmodule_call_budget_ms) / 1000,
+                                 smartmodule_memory_max_bytes=smart_engine_max_memory))
     if metrics_addr:
         from prometheus_client import REGISTRY
 

@@ -398,6 +398,37 @@ class Lazy(WireType):
         return self._get().default()
 
 
+class _RecordData(WireType):
+    """`RecordData`: zigzag varint length + bytes (a record's key or value outside a batch)."""
+
+    def encode(self, value: Any, out: bytearray, version: int) -> None:
+        v = (len(value) << 1) & 0xFFFFFFFFFFFFFFFF
+        while v & ~0x7F:
+            out.append((v & 0x7F) | 0x80)
+            v >>= 7
+        out.append(v)
+        out += value
+
+    def decode(self, r: Reader, version: int) -> bytes:
+        num = shift = 0
+        for _ in range(10):
+            byte = r.take(1)[0]
+            num |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                n = (num >> 1) ^ -(num & 1)
+                if n < 0:
+                    raise ProtocolError(f"negative RecordData length {n}")
+                return bytes(r.take(n))
+            shift += 7
+        raise ProtocolError("varint longer than 10 bytes")
+
+    def default(self) -> bytes:
+        return b""
+
+
+RECORD_DATA = _RecordData()
+
+
 # ----------------------------------------------------------------------------------------- ErrorCode
 
 # Payload layouts after the i16 tag (reference §12). Codes not listed carry no payload.
@@ -410,8 +441,9 @@ ERROR_PAYLOADS: dict[ErrorCode, tuple[tuple[str, WireType], ...]] = {
     ErrorCode.SMART_MODULE_NOT_FOUND: (("name", STRING),),
     ErrorCode.SMART_MODULE_INVALID: (("error", STRING), ("name", Option(STRING))),
     ErrorCode.SMART_MODULE_INVALID_EXPORTS: (("error", STRING), ("kind", STRING)),
+    # SmartModuleTransformRuntimeError: key and value are RecordData (varint length), the key an Option
     ErrorCode.SMART_MODULE_RUNTIME_ERROR: (("hint", STRING), ("offset", INT64), ("kind", UINT8),
-                                           ("record_key", Option(BYTES)), ("record_value", BYTES)),
+                                           ("record_key", Option(RECORD_DATA)), ("record_value", RECORD_DATA)),
     ErrorCode.SMART_MODULE_CHAIN_INIT_ERROR: (("message", STRING),),
     ErrorCode.SMART_MODULE_INIT_ERROR: (("hint", STRING),),
     ErrorCode.SMART_MODULE_LOOK_BACK_ERROR: (("message", STRING),),
@@ -445,9 +477,11 @@ class WireError:
     @classmethod
     def from_exception(cls, exc: Any) -> WireError:
         """The wire form of a FluvialError (its code, with the payload that code carries)."""
-        from fluvial.errors import OffsetEvicted, StorageFull
+        from fluvial.errors import OffsetEvicted, SmartModuleError, StorageFull
 
         code = exc.code
+        if isinstance(exc, SmartModuleError) and code in ERROR_PAYLOADS:
+            return cls(code, exc.wire_payload())
         if code is ErrorCode.OTHER:
             return cls(code, (str(exc),))
         if isinstance(exc, OffsetEvicted):

@@ -26,6 +26,7 @@ from fluvial.spu.leader import LeaderService
 from fluvial.spu.offsets import ConsumerOffsets, NotOffsetLeader
 from fluvial.spu.replicas import LocalReplica, ReplicaRegistry
 from fluvial.spu.smartmodules import SmartModuleStore
+from fluvial.spu.smartstream import SmartStreams
 from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
@@ -59,6 +60,8 @@ class SpuConfig:
     limits: srv.ConnectionLimits = field(default_factory=srv.ConnectionLimits)
     io: FileIO = field(default=OS_IO, repr=False)   # the file layer (tests pass a FaultyFileIO)
     evict_when_full: bool = False                   # while FULL, delete the data dir's oldest sealed segments
+    smartmodule_call_budget_seconds: float = d.SMARTMODULE_CALL_BUDGET_SECONDS
+    smartmodule_memory_max_bytes: int = d.SMARTMODULE_MEMORY_MAX_BYTES
 
 
 @dataclass
@@ -105,6 +108,9 @@ class SpuServer(srv.TwoPortServer):
         }, on_disconnect=self.leaders.peer_disconnected)
         self.offsets = ConsumerOffsets(self.registry)
         self.smartmodules = SmartModuleStore()   # filled by the SC's pushes (control link)
+        self.smartstreams = SmartStreams(self.registry, self.smartmodules, config.data_dir,
+                                         call_budget_seconds=config.smartmodule_call_budget_seconds,
+                                         memory_max_bytes=config.smartmodule_memory_max_bytes)
         self.peers: dict[int, i.PeerSpu] = {}
         self.control: ControlLink | None = None
         self.followers = Followers(self.registry, lambda: self.peers)
@@ -134,6 +140,7 @@ class SpuServer(srv.TwoPortServer):
     async def stop(self) -> None:
         await self.followers.close()
         await self._close_services()
+        self.smartstreams.close()
         self.storage.close()
 
     # ===================================================================================== handlers
@@ -153,6 +160,12 @@ class SpuServer(srv.TwoPortServer):
         for topic in req.topics:
             parts = []
             for p in topic.partitions:
+                if req.smartmodules:   # applied before the write (smartstream.py); may answer instead
+                    p, answer = await self.smartstreams.transform_produce(topic.name, p, req.smartmodules,
+                                                                          h.api_version)
+                    if answer is not None:
+                        parts.append(answer)
+                        continue
                 resp, local, upto = await self._produce_partition(topic.name, p, committed)
                 parts.append(resp)
                 if local is not None and upto > local.replica.hw:
@@ -318,7 +331,10 @@ class SpuServer(srv.TwoPortServer):
 
         async def push() -> None:
             try:
-                await self._push_loop(conn, h, req, session)
+                if req.smartmodules:
+                    await self.smartstreams.push_loop(conn, h, req, session)
+                else:
+                    await self._push_loop(conn, h, req, session)
             finally:
                 sessions.pop(session.stream_id, None)
 
