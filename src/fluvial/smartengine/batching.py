@@ -16,7 +16,9 @@ Where fluvial differs from Fluvio 0.17.3:
 * a read starting inside a stored batch gives the module only the records from the fetch offset on;
 * records keep their real timestamps (first_timestamp of the first contributing batch, deltas rebased),
   where Fluvio sends -1; offset_delta is the record's index in the output batch;
-* a module error with no successes skips only up to the end of the failing batch (Fluvio: the whole read).
+* a module error with no successes skips only up to the end of the failing batch (Fluvio: the whole read);
+* when the module fails (trap, status, budget) on a later batch of a read, the output of the batches
+  before it is still delivered, then the failure (Fluvio loses both to the failure).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from fluvial.errors import SmartModuleFailed
 from fluvial.protocol import batch as b
 from fluvial.protocol.records import compress, decompress, encode_varint
 from fluvial.smartengine.abi import ModuleOutput, SmRecord, TransformError, record_positions
@@ -85,12 +88,14 @@ class Step:
     next_offset: int                # what the consumer resumes from (next_filter_offset when records exist)
     consumed: int                   # end of the input consumed (also when nothing came out)
     carry: Carry | None
+    failure: SmartModuleFailed | None = None   # the module failed after the batches in `batch`
 
 
 def run_batches(batches: Iterable[InputBatch], run: Callable[[InputBatch], ModuleOutput], max_bytes: int,
                 carry: Carry | None = None) -> Step:
     """Run each batch through `run` (the chain; it raises on a trap or a negative status) and merge the
-    outputs into one batch per the module docstring."""
+    outputs into one batch per the module docstring. A failure on the first batch raises; on a later one
+    it comes back in `failure`, after the output so far."""
     kept: list[tuple[SmRecord, int]] = []      # (record, absolute timestamp or -1)
     base: int | None = None
     end = consumed = -1
@@ -99,11 +104,18 @@ def run_batches(batches: Iterable[InputBatch], run: Callable[[InputBatch], Modul
     first_ts = -1
     error = None
     pending = None
+    failure = None
     for one in batches:
         if carry is not None and carry.start == one.start:
             output, carry = carry.output, None
         else:
-            output = run(one)
+            try:
+                output = run(one)
+            except SmartModuleFailed as e:
+                if base is None:
+                    raise
+                failure = e
+                break
         if output.successes:
             encoded = sum(_record_size(r) for r in output.successes)
             if base is not None and size + encoded > max_bytes:
@@ -123,7 +135,7 @@ def run_batches(batches: Iterable[InputBatch], run: Callable[[InputBatch], Modul
     if base is None:
         return Step(None, 0, error, consumed, consumed, pending)
     batch = build_batch(base, end - base - 1, kept, compression, first_ts)
-    return Step(batch, len(kept), error, end, consumed, pending)
+    return Step(batch, len(kept), error, end, consumed, pending, failure)
 
 
 def _record_size(r: SmRecord) -> int:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -112,8 +113,11 @@ class CompileCache:
                 return module
         module = self._load(key)
         if module is None:
+            started = time.monotonic()
             module = wasmtime.Module(self.engine, wasm)
             self.stats.compiles += 1
+            logger.info("smartmodule_compiled key=%s wasm_bytes=%d ms=%.1f", key[:16], len(wasm),
+                        (time.monotonic() - started) * 1000)
             self._store(key, module)
         with self._lock:
             self._modules[key] = module
@@ -145,6 +149,7 @@ class CompileCache:
         except wasmtime.WasmtimeError as e:   # another wasmtime version or engine config
             return self._reject(key, str(e).splitlines()[0] if str(e) else "does not deserialize")
         self.stats.disk_hits += 1
+        logger.info("smartmodule_cache_disk_hit key=%s", key[:16])
         return module
 
     def _reject(self, key: str, why: str) -> None:

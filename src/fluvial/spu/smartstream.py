@@ -172,6 +172,9 @@ class SmartStreams:
             await conn.send(h.correlation_id, encode(frame, h.api_version))
             await session.acked.wait()         # one outstanding frame until UpdateOffsets
             offset = max(session.ack_offset, 0)
+            if step.failure is not None:       # the module failed after these records: now the failure
+                await _send_error(conn, h, req, session.stream_id, WireError.from_exception(step.failure))
+                return
 
     # ------------------------------------------------------------------------------------- produce
 
