@@ -76,7 +76,7 @@ async def _stream_frames(port: int, topic: str, smartmodules: list[sp.SmartModul
         async for r in stream:
             frame = decode_from(sp.StreamFetchResponse, r, 24)
             out.append(frame.partition)
-            if not frame.partition.error_code.ok and not frame.partition.records or len(out) >= frames:
+            if (not frame.partition.error_code.ok and not frame.partition.records) or len(out) >= frames:
                 break
             if records and sum(len(values(f)) for f in out) >= records:
                 break

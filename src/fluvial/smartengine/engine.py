@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 import zlib
@@ -381,7 +382,7 @@ class Chain:
         if self._near_cap(used):
             return _Failure(f"{one.name}: reached the memory limit of {self.engine.memory_max_bytes} bytes "
                             f"({used} in use): {_first_line(trap)}", used)
-        return _Failure(f"{one.name}: wasm trap: {_first_line(trap)}", used)
+        return _Failure(f"{one.name}: {_first_line(trap)}", used)
 
     def _memory_bytes(self, one: _Instance) -> int:
         try:
@@ -492,9 +493,10 @@ def _first_line(e: BaseException) -> str:
     if not lines:
         return type(e).__name__
     if "Caused by:" in lines:
-        after = lines[lines.index("Caused by:") + 1:]
+        after = [re.sub(r"^\d+:\s*", "", line) for line in lines[lines.index("Caused by:") + 1:]]
         if after:
-            return after[-1]
+            cause = after[-1]
+            return cause if lines[0].startswith("error while executing") else f"{lines[0]}: {cause}"
     return lines[0]
 
 
