@@ -45,8 +45,9 @@ def test_init_input_is_the_params() -> None:
 def test_record_codec_golden_and_round_trip() -> None:
     assert abi.encode_records([abi.SmRecord(b"foo")]) == RAW
     rec = abi.SmRecord(b"v" * 200, key=b"k", offset_delta=-3, timestamp_delta=1_700_000_000_000, attributes=-1)
-    back, end = abi.decode_records(abi.encode_records([rec, abi.SmRecord(b"")]))
-    assert back == [rec, abi.SmRecord(b"")]
+    encoded = abi.encode_records([rec, abi.SmRecord(b"")])
+    back, end = abi.decode_records(encoded)
+    assert back == [rec, abi.SmRecord(b"")] and end == len(encoded)
 
 
 def test_output_with_runtime_error_golden() -> None:
