@@ -103,6 +103,8 @@ CONSUMER_OFFSET_RETENTION_SECONDS = 604_800
 CONSUMER_OFFSET_SEGMENT_BYTES = 512_000_000
 CONSUMER_OFFSET_MAX_PARTITION_BYTES = 2_048_000_000
 STREAM_FETCH_MAX_BYTES = 1_048_890                # the official client's default max_bytes
+SMARTMODULE_MAX_WASM_BYTES = 32 * MIB             # a stored or inline SmartModule, uncompressed (Create refuses more)
+SMARTMODULE_FETCH_TIMEOUT_SECONDS = 5.0           # an SPU asking the SC for a module it has not been pushed yet
 
 # ----------------------------------------------------------------------------------- replication
 REPLICA_LAG_SECONDS = 5.0                         # a follower not caught up within this leaves the ISR

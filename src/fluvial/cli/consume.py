@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fluvial.cli import smartmodule as sm
 from fluvial.cli.common import ProfileOpt, err, errors_to_exit, fail, with_client
 from fluvial.cli.produce import parse_isolation
 from fluvial.cli.record_format import OUTPUT_TYPES, formatter
@@ -56,6 +57,12 @@ def consume(
     suppress_unknown: Annotated[bool, typer.Option("--suppress-unknown", help="Skip records the output type cannot show.")] = False,
     output: Annotated[str | None, typer.Option("-O", "--output", help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
     consumer: Annotated[str | None, typer.Option("-c", "--consumer", help="Consumer id: resume from and store its offsets.")] = None,
+    smartmodule: sm.SmartModuleOpt = None,
+    smartmodule_path: sm.SmartModulePathOpt = None,
+    aggregate_initial: sm.AggregateInitialOpt = None,
+    params: sm.ParamsOpt = None,
+    transforms: sm.TransformsOpt = None,
+    transforms_line: sm.TransformsLineOpt = None,
     cluster: ClusterLongOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -72,8 +79,10 @@ def consume(
         offset = start_offset(beginning, head, tail, start)
         render = formatter(output or "dynamic", format, key_value, suppress_unknown)
         iso = parse_isolation(isolation) if isolation is not None else Isolation.READ_UNCOMMITTED
+        chain = sm.invocations(smartmodule, smartmodule_path, aggregate_initial, params, transforms, transforms_line)
     config = ConsumerConfig(isolation=iso, disable_continuous=disable_continuous, end_offset=end, consumer_id=consumer,
-                            offset_strategy=OffsetStrategy.AUTO if consumer else OffsetStrategy.NONE)
+                            offset_strategy=OffsetStrategy.AUTO if consumer else OffsetStrategy.NONE,
+                            smartmodules=chain)
     if max_bytes is not None:
         config.max_bytes = max_bytes
     if sys.stdout.isatty():

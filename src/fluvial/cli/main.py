@@ -18,6 +18,7 @@ from fluvial.cli.partition import app as partition_app
 from fluvial.cli.produce import produce
 from fluvial.cli.profile_cmd import app as profile_app
 from fluvial.cli.run import app as run_app
+from fluvial.cli.smartmodule import app as smartmodule_app
 from fluvial.cli.spu import app as spu_app
 from fluvial.cli.topic import app as topic_app
 from fluvial.storage.fileio import OS_IO
@@ -35,6 +36,8 @@ app.add_typer(profile_app, name="profile")
 app.command("produce")(produce)
 app.command("consume")(consume)
 app.add_typer(consumer_app, name="consumer")
+app.add_typer(smartmodule_app, name="smartmodule")
+app.add_typer(smartmodule_app, name="sm", hidden=True)      # fluvio's short form
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

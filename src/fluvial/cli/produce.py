@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from fluvial import defaults as d
+from fluvial.cli import smartmodule as sm
 from fluvial.cli.common import (
     ClusterOpt,
     ProfileOpt,
@@ -76,6 +77,12 @@ def produce(
         "--delivery-semantic", help="at-least-once (retry until acknowledged) or at-most-once.")] = "at-least-once",
     delivery_timeout: Annotated[str | None, typer.Option(
         "--delivery-timeout", help="Give a record up after retrying this long, e.g. 30s (fluvial).")] = None,
+    smartmodule: sm.SmartModuleOpt = None,
+    smartmodule_path: sm.SmartModulePathOpt = None,
+    aggregate_initial: sm.AggregateInitialOpt = None,
+    params: sm.ParamsOpt = None,
+    transforms: sm.TransformsOpt = None,
+    transforms_line: sm.TransformsLineOpt = None,
 ) -> None:
     """Write records to a topic: each line of stdin (or of --file) is one record."""
     if key is not None and key_separator is not None:
@@ -88,6 +95,8 @@ def produce(
     with errors_to_exit():
         _configure(config, compression, linger, batch_size, max_request_size, isolation, delivery_semantic,
                    delivery_timeout)
+        config.smartmodules = sm.invocations(smartmodule, smartmodule_path, aggregate_initial, params, transforms,
+                                             transforms_line)
     with_client(cluster, profile, lambda client: _produce(client, topic, config, key, key_separator, raw, file, verbose))
 
 

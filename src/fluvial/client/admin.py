@@ -23,6 +23,7 @@ from fluvial.protocol import codec
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import metadata as md
 from fluvial.protocol import sc as scp
+from fluvial.protocol import smartmodule as sm
 from fluvial.transport.client import ClientConnection
 
 ADMIN_TIMEOUT_SECONDS = d.CLIENT_REQUEST_TIMEOUT_SECONDS
@@ -209,6 +210,13 @@ def _spu_info(m: Any, leads: int = 0) -> SpuInfo:
 # ---------------------------------------------------------------------------------------------- Admin
 
 
+@dataclass(frozen=True)
+class SmartModuleInfo:
+    name: str                                  # the store key
+    fqdn: str                                  # `group/name@version` with package metadata, else the name
+    wasm_bytes: int                            # the stored payload's size (gzip or raw, as created)
+
+
 class Admin:
     """Admin calls over one connection to the SC public port."""
 
@@ -336,6 +344,46 @@ class Admin:
                 return found[0]
         raise admin_error(ErrorCode.TOPIC_NOT_FOUND, name, f'topic "{name}" not found')
 
+    # ---------------------------------------------------------------------------------- SmartModules
+
+    async def create_smartmodule(self, name: str, wasm: bytes, *, dry_run: bool = False,
+                                 timeout: float | None = None) -> str:
+        """Store a SmartModule (raw wasm; sent gzipped, as Fluvio's CLI sends it). Returns its key."""
+        try:
+            payload = sm.gzip_wasm(sm.raw_wasm(wasm, d.SMARTMODULE_MAX_WASM_BYTES))
+        except sm.PayloadError as e:
+            raise InvalidConfig(f"SmartModule {name}: {e}") from None
+        spec = sm.SmartModuleSpec(None, None, sm.SmartModuleWasm(sm.WasmFormat.BINARY, payload))
+        req = scp.SMARTMODULE.create_request(name=name, dry_run=dry_run, timeout_ms=None, spec=spec)
+        r = await self._call(scp.ScApiKey.CREATE, "SmartModule", req, timeout)
+        status = codec.decode(scp.Status, r.take(r.remaining()), d.SC_OBJECT_VERSION)
+        if not status.error_code.ok:
+            raise admin_error(status.error_code.code, status.name or name,
+                              status.error_message or _payload_text(status.error_code), kind="smartmodule")
+        return status.name or name
+
+    async def list_smartmodules(self, filters: list[str] | None = None, *,
+                                timeout: float | None = None) -> list[SmartModuleInfo]:
+        """SmartModules (payload sizes only), sorted by name; `filters`: names or `group/name@version`."""
+        req = scp.ListRequest(list(filters or []), True, False)
+        r = await self._call(scp.ScApiKey.LIST, "SmartModule", req, timeout)
+        _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
+        return sorted((_smartmodule_info(m) for m in resp.objects), key=lambda x: x.name)
+
+    async def delete_smartmodule(self, name: str, *, timeout: float | None = None) -> None:
+        """Delete a SmartModule (exact or qualified name). Streams running it keep running."""
+        req = scp.SMARTMODULE.delete_request(key=name, force=False)
+        await self._status_call(scp.ScApiKey.DELETE, "SmartModule", req, name, timeout)
+
+    async def watch_smartmodules(self) -> Any:
+        """Async iterator over Watch updates of SmartModules: first the full set, then each change, as
+        (epoch, [(is_delete, SmartModuleInfo)], [SmartModuleInfo])."""
+        body = scp.encode_typed("SmartModule", scp.WatchRequest(0, True), d.SC_OBJECT_VERSION)
+        async for r in self._conn.stream(scp.ScApiKey.WATCH, d.SC_OBJECT_VERSION, body):
+            _label, upd = scp.decode_typed_response(scp.ScApiKey.WATCH, r.take(r.remaining()), d.SC_OBJECT_VERSION)
+            yield (upd.epoch, [(c.header is scp.MsgType.DELETE, _smartmodule_info(c.content)) for c in upd.changes],
+                   [_smartmodule_info(m) for m in upd.all])
+
     # ----------------------------------------------------------------------------- partitions, SPUs
 
     async def list_partitions(self, *, system: bool = False, timeout: float | None = None) -> list[PartitionInfo]:
@@ -357,6 +405,12 @@ class Admin:
             leads[p.leader] = leads.get(p.leader, 0) + 1
         objs = await self.list_objects("SPU", timeout=timeout)
         return sorted((_spu_info(m, leads.get(m.spec.id, 0)) for m in objs), key=lambda s: s.id)
+
+
+def _smartmodule_info(meta: Any) -> SmartModuleInfo:
+    spec: sm.SmartModuleSpec = meta.spec
+    size = spec.summary.wasm_length if spec.summary is not None else len(spec.wasm.payload)
+    return SmartModuleInfo(meta.name, spec.meta.package.fqdn() if spec.meta is not None else meta.name, size)
 
 
 def _payload_text(err: codec.WireError) -> str | None:

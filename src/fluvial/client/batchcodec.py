@@ -193,6 +193,19 @@ def decode_frame(data: bytes, partition: int, first: int, stop: int | None) -> t
     return out, next_offset
 
 
+def decode_transformed_frame(data: bytes, partition: int) -> tuple[list[ConsumerRecord], int]:
+    """The records of a SmartModule output frame, numbered as Fluvio's client numbers them (base_offset +
+    index within each batch; offset deltas are ignored), and the offset after the frame's last batch."""
+    out: list[ConsumerRecord] = []
+    pos, after = 0, 0
+    while pos < len(data):
+        h, records = decode_batch_at(data, pos, partition)
+        out.extend(r._replace(offset=h.base_offset + i) for i, r in enumerate(records))
+        after = max(after, h.base_offset + h.last_offset_delta + 1)
+        pos += b.PREAMBLE_BYTES + h.batch_len
+    return out, after
+
+
 def _records(raw: bytes, pos: int, end: int, base: int, first_ts: int, partition: int) -> list[ConsumerRecord]:
     """Records of the records part `raw[pos:end]` (u32 count, then records)."""
     if end - pos < 4:

@@ -23,7 +23,7 @@ from fluvial.protocol.codec import decode_from, encode
 from fluvial.protocol.spu import Isolation
 from fluvial.transport.client import ClientConnection
 
-from .batchcodec import ConsumerRecord, decode_frame, frame_next_offset
+from .batchcodec import ConsumerRecord, decode_frame, decode_transformed_frame, frame_next_offset
 from .connect import raise_for
 from .health import explain
 from .retry import Backoff, WarningGate
@@ -89,6 +89,11 @@ class ConsumerConfig:
     consumer_id: str | None = None           # consumer offsets: resume from the stored offset + 1
     offset_strategy: OffsetStrategy = OffsetStrategy.NONE
     timeout_seconds: float = d.CLIENT_REQUEST_TIMEOUT_SECONDS
+    # SmartModules the SPU runs on the stream, in order (`fluvial.client.smartmodules`: by_name, from_path,
+    # transforms_*). Their output is numbered as Fluvio numbers it: a frame's records get base_offset +
+    # index, so offsets after a filter are compacted (docs/smartmodules.md), and the stream resumes from
+    # the SPU's next_filter_offset.
+    smartmodules: tuple[sp.SmartModuleInvocation, ...] = ()
 
 
 @dataclass
@@ -313,12 +318,17 @@ class ConsumerStream:
         cfg = self.config
         version = d.SPU_API_VERSION
         req = sp.StreamFetchRequest(self.topic, partition, pos.next_offset, cfg.max_bytes, cfg.isolation, b"", None,
-                                    None, [], cfg.consumer_id)
+                                    None, list(cfg.smartmodules), cfg.consumer_id)
         stream = conn.stream(sp.SpuApiKey.STREAM_FETCH, version, encode(req, version))
         try:
             async for r in stream:
                 frame = decode_from(sp.StreamFetchResponse, r, version)
                 part = frame.partition
+                if cfg.smartmodules:
+                    await self._transformed_frame(conn, frame, pos)
+                    if pos.stop_before is not None and pos.next_offset >= pos.stop_before:
+                        return
+                    continue
                 if not part.error_code.ok:
                     raise_for(part.error_code, topic=self.topic, partition=partition)
                 pos.session = (conn, frame.stream_id)
@@ -332,6 +342,27 @@ class ConsumerStream:
                     return
         finally:
             await stream.aclose()
+
+    async def _transformed_frame(self, conn: ClientConnection, frame: sp.StreamFetchResponse, pos: _Position) -> None:
+        """A frame of SmartModule output: records numbered base + index (Fluvio's numbering), the stream
+        continuing from next_filter_offset. A runtime error (6004) comes with the records before it: those
+        are handed over first, then the error ends the stream."""
+        part = frame.partition
+        records: list[ConsumerRecord] = []
+        next_offset = pos.next_offset
+        if part.records:
+            records, last = decode_transformed_frame(part.records, part.partition_index)
+            next_offset = part.next_filter_offset if part.next_filter_offset > 0 else last
+        elif part.next_filter_offset > 0:
+            next_offset = part.next_filter_offset
+        if part.records or part.next_filter_offset > 0:
+            self._ack(conn, frame.stream_id, next_offset)
+        pos.session = (conn, frame.stream_id)
+        if records:
+            await self._shared.queue.put(records)
+        pos.next_offset = max(pos.next_offset, next_offset)
+        if not part.error_code.ok:
+            raise_for(part.error_code, topic=self.topic, partition=part.partition_index)
 
     def _decode(self, partition: int, pos: _Position, data: bytes) -> tuple[list[ConsumerRecord], int]:
         """The records of a frame from pos.next_offset (before pos.stop_before), and the next offset."""

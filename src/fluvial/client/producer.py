@@ -60,6 +60,10 @@ class ProducerConfig:
     max_batch_bytes: int = d.BATCH_MAX_BYTES          # larger records/batches are refused locally, never sent
     idempotent: bool = True
     delivery_semantic: DeliverySemantic = DeliverySemantic.AT_LEAST_ONCE
+    # SmartModules the SPU applies before writing (`fluvial.client.smartmodules`). The SPU writes their
+    # output as a new batch, so such a producer is not idempotent (no producer id), and a batch filtered
+    # to nothing is acknowledged without a write.
+    smartmodules: tuple[sp.SmartModuleInvocation, ...] = ()
 
     def batch_limit(self) -> int:
         """The largest batch this producer sends: its max batch size, within the frame limit."""
@@ -198,7 +202,8 @@ class TopicProducer:
     async def create(cls, client: Any, topic: str, config: ProducerConfig | None = None) -> TopicProducer:
         config = config or ProducerConfig()
         partitions = await client.metadata.topic_partitions(topic)
-        pid, epoch = (await allocate_producer_id(client)) if config.idempotent else (b.NO_PRODUCER_ID, -1)
+        idempotent = config.idempotent and not config.smartmodules
+        pid, epoch = (await allocate_producer_id(client)) if idempotent else (b.NO_PRODUCER_ID, -1)
         return cls(client, topic, config, partitions, pid, epoch)
 
     # ------------------------------------------------------------------------------------ accumulate
@@ -500,7 +505,8 @@ class TopicProducer:
                                                           timeout=self.config.request_timeout_seconds)
         data = [sp.PartitionProduceData(partition, batch.payload) for batch in batches]
         timeout_ms = int(self.config.request_timeout_seconds * 1000)
-        request = sp.ProduceRequest(None, self.config.isolation, timeout_ms, [sp.TopicProduceData(self.topic, data)], [])
+        request = sp.ProduceRequest(None, self.config.isolation, timeout_ms, [sp.TopicProduceData(self.topic, data)],
+                                    list(self.config.smartmodules))
         call = asyncio.ensure_future(self.client.spu_call(spu_id, conn, request, sp.ProduceResponse,
                                                           timeout=self.config.request_timeout_seconds + 1))
         self._in_flight[partition] = (spu_id, call)

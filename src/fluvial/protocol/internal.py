@@ -9,6 +9,9 @@ the SPU can report what Fluvio cannot: data-dir space and health, replica states
     SPU → SC  3002 WatchAssignments       stream: first a full set, then changes — the replicas this
                                           SPU holds (leader, leader epoch, replica set, in-sync set,
                                           storage config) and peer SPUs
+    SPU → SC  3003 WatchSmartModules      stream: first every SmartModule object, then each Create/Delete
+    SPU → SC  3004 FetchSmartModule       one SmartModule by name (exact or `group/name@version`): a consume
+                                          that names a module created a moment ago need not wait for the push
     SPU → SPU 3100 PeerUpdateConsumerOffset  a consumer-offset commit forwarded to consumer-offset-0's leader
     SPU → SPU 3101 ReplicaFetch           a follower's long-poll fetch from its LEO (the fetch offset is its
                                           LEO report); answered at once with data, else when the leader
@@ -41,10 +44,13 @@ from fluvial.protocol.codec import (
     message,
     wire,
 )
+from fluvial.protocol.smartmodule import SmartModuleSpec
 
 REGISTER_SPU = 3000
 HEARTBEAT = 3001
 WATCH_ASSIGNMENTS = 3002
+WATCH_SMARTMODULES = 3003
+FETCH_SMARTMODULE = 3004
 REPLICA_FETCH = 3101
 EPOCH_END_OFFSET = 3102
 INTERNAL_VERSION = 0
@@ -177,6 +183,41 @@ class AssignmentUpdate:
     full: bool = wire(BOOL)                # True: replaces everything the SPU holds
     replicas: list[ReplicaAssignment] = wire(Vec(Struct(ReplicaAssignment)))
     spus: list[PeerSpu] = wire(Vec(Struct(PeerSpu)))
+
+
+# ------------------------------------------------------------------------------------ SmartModules
+
+
+@message
+@dataclass
+class WatchSmartModulesRequest:
+    spu_id: int = wire(INT32)
+
+
+@message
+@dataclass
+class SmartModuleChange:
+    name: str = wire(STRING)                                         # the store key
+    spec: SmartModuleSpec | None = wire(Option(Struct(SmartModuleSpec)))   # None: deleted
+
+
+@message
+@dataclass
+class SmartModulesUpdate:
+    full: bool = wire(BOOL)                # True: every object the SC holds (the first message)
+    changes: list[SmartModuleChange] = wire(Vec(Struct(SmartModuleChange)))
+
+
+@message
+@dataclass
+class FetchSmartModuleRequest:
+    name: str = wire(STRING)
+
+
+@message
+@dataclass
+class FetchSmartModuleResponse:
+    found: SmartModuleChange | None = wire(Option(Struct(SmartModuleChange)))
 
 
 # ------------------------------------------------------------------------ consumer-offset records (§14.4)

@@ -3,7 +3,7 @@
 
 Every request body of these APIs, and every List/Watch response body, is a TypeBuffer (§8.1):
 `label: String` + `u32` length + the inner message encoded at the request's version. The inner message
-depends on the label ("Topic", "Partition", "SPU"), so the generic Rust containers (`Metadata<S>`,
+depends on the label ("Topic", "Partition", "SPU", "SmartModule"), so the generic Rust containers (`Metadata<S>`,
 `MetadataUpdate<S>`, `CreateRequest<S>`, ...) are one message class per label, built by `_object_type`
 from the label's spec, status and delete-key types and kept in `OBJECT_TYPES`.
 
@@ -53,6 +53,7 @@ from fluvial.protocol.metadata import (
     TopicSpec,
     TopicStatus,
 )
+from fluvial.protocol.smartmodule import SmartModuleSpec, SmartModuleStatus
 
 
 class ScApiKey(enum.IntEnum):
@@ -235,16 +236,51 @@ def _object_type(label: str, prefix: str, spec: type, status: type, delete_key: 
 TOPIC = _object_type("Topic", "Topic", TopicSpec, TopicStatus, STRING, TopicUpdateRequest)
 PARTITION = _object_type("Partition", "Partition", PartitionSpec, PartitionStatus, STRING)
 SPU = _object_type("SPU", "Spu", SpuSpec, SpuStatus, STRING)
-OBJECT_TYPES: dict[str, ObjectType] = {o.label: o for o in (TOPIC, PARTITION, SPU)}
+SMARTMODULE = _object_type("SmartModule", "SmartModule", SmartModuleSpec, SmartModuleStatus, STRING)
+OBJECT_TYPES: dict[str, ObjectType] = {o.label: o for o in (TOPIC, PARTITION, SPU, SMARTMODULE)}
 
 # ---------------------------------------------------------------------------------------- envelope
+
+
+class UnknownObjectType(ProtocolError):
+    """A well-formed envelope whose label this codec has no object type for. `name` is the leading
+    string of the inner request (Create's name, Delete's key), or "" when there is none."""
+
+    def __init__(self, label: str, payload: bytes = b"") -> None:
+        super().__init__(f"unknown object type {label!r}")
+        self.label = label
+        try:
+            self.name = decode(_LeadingName, payload, COMMON_VERSION, exact=False).name
+        except ProtocolError:
+            self.name = ""
+
+
+@message
+@dataclass
+class _LeadingName:
+    name: str = wire(STRING)
+
+
+# Containers of a label without objects here: an empty list or watch update encodes the same whatever the
+# spec, so a client that knows the label decodes them.
+_PLACEHOLDER = _object_type("", "Placeholder", Status, Status, STRING)
+
+
+def encode_empty_list(label: str, version: int) -> bytes:
+    _check_version(version)
+    return encode(TypeBuffer(label, encode(_PLACEHOLDER.list_response([]), version)), version)
+
+
+def encode_empty_update(label: str, version: int) -> bytes:
+    _check_version(version)
+    return encode(TypeBuffer(label, encode(_PLACEHOLDER.metadata_update(0, [], []), version)), version)
 
 
 def object_type(label: str) -> ObjectType:
     try:
         return OBJECT_TYPES[label]
     except KeyError:
-        raise ProtocolError(f"unknown object type {label!r}") from None
+        raise UnknownObjectType(label) from None
 
 
 def _api_key(api_key: int) -> ScApiKey:
@@ -271,7 +307,9 @@ def encode_typed(label: str, msg: Any, version: int) -> bytes:
 def _decode_typed(body: bytes | bytearray | memoryview, version: int) -> tuple[ObjectType, bytes]:
     _check_version(version)
     envelope = decode(TypeBuffer, body, version)
-    return object_type(envelope.label), envelope.payload
+    if envelope.label not in OBJECT_TYPES:
+        raise UnknownObjectType(envelope.label, envelope.payload)
+    return OBJECT_TYPES[envelope.label], envelope.payload
 
 
 def decode_typed_request(api_key: int, body: bytes | bytearray | memoryview,

@@ -28,6 +28,7 @@ from fluvial.protocol.frame import (
 from fluvial.sc import health as sc_health
 from fluvial.sc import topics as rules
 from fluvial.sc.replication import ReplicationController
+from fluvial.sc.smartmodules import SmartModuleController
 from fluvial.sc.store import PRODUCER_ID_COUNTER, LabelStore, ObjectCodec, open_backend
 from fluvial.sc.topic_controller import TopicController, assignments_for, peer_list, status_of
 from fluvial.transport import server as srv
@@ -76,7 +77,10 @@ class ScServer(srv.TwoPortServer):
         self.topics = LabelStore("Topic", self.backend, _codec(scp.TOPIC))
         self.partitions = LabelStore("Partition", self.backend, _codec(scp.PARTITION))
         self.spus = LabelStore("SPU", self.backend, _codec(scp.SPU))
-        self.stores = {"Topic": self.topics, "Partition": self.partitions, "SPU": self.spus}
+        self.smartmodule_store = LabelStore("SmartModule", self.backend, _codec(scp.SMARTMODULE))
+        self.stores = {"Topic": self.topics, "Partition": self.partitions, "SPU": self.spus,
+                       "SmartModule": self.smartmodule_store}
+        self.smartmodules = SmartModuleController(self.smartmodule_store)
         blobs = self.backend.load()
         for label, store in self.stores.items():
             store.load(blobs.get(label, {}))
@@ -98,6 +102,7 @@ class ScServer(srv.TwoPortServer):
         })
         self.private = srv.Service("sc-private", {
             i.REGISTER_SPU: self._register, i.HEARTBEAT: self._heartbeat, i.WATCH_ASSIGNMENTS: self._assignments,
+            i.WATCH_SMARTMODULES: self._watch_smartmodules, i.FETCH_SMARTMODULE: self._fetch_smartmodule,
         }, on_disconnect=self._spu_disconnected)
 
     # ========================================================================================= life
@@ -143,24 +148,39 @@ class ScServer(srv.TwoPortServer):
         await conn.send(h.correlation_id, encode(resp, fa.FLUVIAL_API_VERSION))
 
     def _typed(self, h: RequestHeader, body: Reader) -> tuple[str, object]:
+        """The label and request; `UnknownObjectType` for a label this SC does not hold (answered with an
+        error or an empty set by the caller, never a closed connection)."""
         lo, hi = SC_API_RANGES[scp.ScApiKey(h.api_key)]
         if not lo <= h.api_version <= hi:
             raise ProtocolError(f"api {h.api_key} version {h.api_version} not in {lo}..{hi}")
         return scp.decode_typed_request(h.api_key, body.take(body.remaining()), h.api_version)
 
     async def _create(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        label, req = self._typed(h, body)
-        if label != "Topic":
-            status = scp.Status(req.name, WireError(ErrorCode.INVALID_CREATE_REQUEST), f"cannot create {label} objects")
+        try:
+            label, req = self._typed(h, body)
+        except scp.UnknownObjectType as e:
+            status = status_of(e.name, ErrorCode.INVALID_CREATE_REQUEST, f"unknown object type {e.label!r}")
         else:
-            status = await self.topic_ctl.create_request(req.name, req.spec, req.dry_run)
+            if label == "Topic":
+                status = await self.topic_ctl.create_request(req.name, req.spec, req.dry_run)
+            elif label == "SmartModule":
+                status = self.smartmodules.create(req.name, req.spec, req.dry_run)
+            else:
+                status = status_of(req.name, ErrorCode.INVALID_CREATE_REQUEST, f"cannot create {label} objects")
         await conn.send(h.correlation_id, encode(status, h.api_version))
 
     async def _delete(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        label, req = self._typed(h, body)
+        try:
+            label, req = self._typed(h, body)
+        except scp.UnknownObjectType as e:
+            status = status_of(e.name, ErrorCode.INVALID_DELETE_REQUEST, f"unknown object type {e.label!r}")
+            await conn.send(h.correlation_id, encode(status, h.api_version))
+            return
         name = req.key
         meta = self.topics.get(name) if label == "Topic" else None
-        if label != "Topic":
+        if label == "SmartModule":
+            status = self.smartmodules.delete(name)
+        elif label != "Topic":
             status = status_of(name, ErrorCode.INVALID_DELETE_REQUEST, f"cannot delete {label} objects")
         elif meta is None:
             status = status_of(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
@@ -175,14 +195,25 @@ class ScServer(srv.TwoPortServer):
         await conn.send(h.correlation_id, encode(status, h.api_version))
 
     async def _list(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        label, req = self._typed(h, body)
+        try:
+            label, req = self._typed(h, body)
+        except scp.UnknownObjectType as e:     # a label of Fluvio's this SC holds none of: an empty list
+            await conn.send(h.correlation_id, scp.encode_empty_list(e.label, h.api_version))
+            return
         obj = scp.object_type(label)
-        items = [m for m in self.stores[label].values() if _matches(m, req, label)]
-        items = [_for_version(label, m, h.api_version) for m in items]
+        if label == "SmartModule":
+            items = self.smartmodules.listing(req.name_filters, req.summary)
+        else:
+            items = [m for m in self.stores[label].values() if _matches(m, req, label)]
+            items = [_for_version(label, m, h.api_version) for m in items]
         await conn.send(h.correlation_id, scp.encode_typed(label, obj.list_response(items), h.api_version))
 
     async def _watch(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        label, _req = self._typed(h, body)
+        try:
+            label, _req = self._typed(h, body)
+        except scp.UnknownObjectType as e:     # nothing to watch: one empty full set, then no changes
+            await conn.send(h.correlation_id, scp.encode_empty_update(e.label, h.api_version))
+            return
         store = self.stores[label]
         obj = scp.object_type(label)
         version = h.api_version
@@ -354,6 +385,26 @@ class ScServer(srv.TwoPortServer):
                 wake.clear()
 
         conn.spawn(stream())
+
+    async def _watch_smartmodules(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        decode_from(i.WatchSmartModulesRequest, body, 0)
+        store = self.smartmodule_store
+
+        async def stream() -> None:
+            watcher, _epoch, snapshot = store.watch()
+            try:
+                await conn.send(h.correlation_id, encode(SmartModuleController.full_update(snapshot), 0))
+                while True:
+                    changes = await watcher.next_changes()
+                    await conn.send(h.correlation_id, encode(SmartModuleController.changes_update(changes), 0))
+            finally:
+                store.unwatch(watcher)
+
+        conn.spawn(stream())
+
+    async def _fetch_smartmodule(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        req = decode_from(i.FetchSmartModuleRequest, body, 0)
+        await conn.send(h.correlation_id, encode(self.smartmodules.fetch(req.name), 0))
 
     def _push_assignments(self) -> None:
         self.assignment_epoch += 1

@@ -21,6 +21,7 @@ from fluvial.errors import FluvialError, ProtocolError
 from fluvial.protocol import internal as i
 from fluvial.protocol.codec import decode_from, encode
 from fluvial.spu.replicas import ReplicaRegistry
+from fluvial.spu.smartmodules import SmartModuleStore
 from fluvial.storage.replica import ReplicaState
 from fluvial.storage.space import DirState
 from fluvial.transport.client import ClientConnection, ConnectionLost
@@ -36,7 +37,8 @@ _REPLICA_CODES = {ReplicaState.OK: i.ReplicaStateCode.OK, ReplicaState.FULL: i.R
 class ControlLink:
     def __init__(self, register: i.RegisterSpuRequest, sc_host: str, sc_port: int, registry: ReplicaRegistry,
                  on_peers: Callable[[list[i.PeerSpu]], None] | None = None, *,
-                 lease_seconds: float = d.LEADER_LEASE_SECONDS) -> None:
+                 lease_seconds: float = d.LEADER_LEASE_SECONDS,
+                 smartmodules: SmartModuleStore | None = None) -> None:
         self.register = register
         self.sc_host = sc_host
         self.sc_port = sc_port
@@ -49,6 +51,10 @@ class ControlLink:
         self._soon = asyncio.Event()              # a report worth sending before the next interval
         self._down_since: float | None = None       # when the current outage of the SC link began
         self._attempts = 0                          # reconnect attempts in the current outage
+        self.smartmodules = smartmodules
+        self._conn: ClientConnection | None = None    # the live session's connection (asking for a module)
+        if smartmodules is not None:
+            smartmodules.fetch = self.fetch_smartmodule
 
     def lease_valid(self) -> bool:
         return time.monotonic() < self.lease_deadline
@@ -112,11 +118,15 @@ class ControlLink:
             self.lease_deadline = sent + self.lease_seconds
             self._registered()
             self.connected.set()
+            self._conn = conn
             tasks = [asyncio.ensure_future(self._heartbeats(conn)), asyncio.ensure_future(self._assignments(conn))]
+            if self.smartmodules is not None:
+                tasks.append(asyncio.ensure_future(self._smartmodules(conn, self.smartmodules)))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 t.result()                    # the failure that ended the session (a heartbeat, the stream)
         finally:
+            self._conn = None
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)      # every outcome retrieved
@@ -138,6 +148,25 @@ class ControlLink:
             if self.on_peers is not None and update.spus:
                 self.on_peers(update.spus)
             self.report_soon()      # the SC learns at once that new replicas are open (a create waits on it)
+
+    async def _smartmodules(self, conn: ClientConnection, store: SmartModuleStore) -> None:
+        request = encode(i.WatchSmartModulesRequest(self.register.spu_id), 0)
+        async for body in conn.stream(i.WATCH_SMARTMODULES, i.INTERNAL_VERSION, request):
+            store.apply(decode_from(i.SmartModulesUpdate, body, 0))
+
+    async def fetch_smartmodule(self, name: str) -> i.SmartModuleChange | None:
+        """Ask the SC for one module; None when it has none or cannot be reached now."""
+        conn = self._conn
+        if conn is None:
+            return None
+        try:
+            body = await conn.request(i.FETCH_SMARTMODULE, i.INTERNAL_VERSION,
+                                      encode(i.FetchSmartModuleRequest(name), 0),
+                                      timeout=d.SMARTMODULE_FETCH_TIMEOUT_SECONDS)
+        except (FluvialError, OSError, TimeoutError) as e:
+            logger.warning("smartmodule_fetch_failed name=%s error=%s", name, e)
+            return None
+        return decode_from(i.FetchSmartModuleResponse, body, 0).found
 
     async def _heartbeats(self, conn: ClientConnection) -> None:
         while True:

@@ -123,7 +123,7 @@ class SpuServer(srv.TwoPortServer):
         register = i.RegisterSpuRequest(cfg.spu_id, cfg.public_host, self.public_port, cfg.private_host,
                                         self.private_port, None)
         self.control = ControlLink(register, cfg.sc_host, cfg.sc_port, self.registry, self._set_peers,
-                                   lease_seconds=cfg.lease_seconds)
+                                   lease_seconds=cfg.lease_seconds, smartmodules=self.smartmodules)
         self._tasks.append(asyncio.ensure_future(self.control.run()))
         self._tasks.append(asyncio.ensure_future(self.leaders.isr_checks()))
         logger.info("spu_started id=%d public=%s:%d private=%s:%d sc=%s:%d data_dir=%s", cfg.spu_id,

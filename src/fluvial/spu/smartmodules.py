@@ -1,33 +1,42 @@
-"""The SPU's copy of the SC's SmartModule objects: the SC pushes every Create/Delete; a name the SPU does
-not hold yet (a consume started right after Create returned) is asked of the SC once before 6001."""
+"""The SPU's copy of the SC's SmartModule objects: the SC pushes every Create/Delete (internal stream
+3003); a name the SPU does not hold yet (a consume started right after Create returned, before the push
+arrived) is asked of the SC once (3004) before the consumer gets 6001."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-# A fetcher asks the SC for one module by name: its stored payload (gzip or raw wasm), or None.
-Fetcher = Callable[[str], Awaitable[bytes | None]]
+from fluvial.protocol import internal as i
+from fluvial.protocol import smartmodule as sm
+
+# A fetcher asks the SC for one module by name: (store key, spec), or None when the SC has none.
+Fetcher = Callable[[str], Awaitable[i.SmartModuleChange | None]]
 
 
 class SmartModuleStore:
     def __init__(self, fetch: Fetcher | None = None) -> None:
-        self._payloads: dict[str, bytes] = {}
+        self._specs: dict[str, sm.SmartModuleSpec] = {}
         self.fetch = fetch
 
-    def put(self, name: str, payload: bytes) -> None:
-        self._payloads[name] = payload
-
-    def remove(self, name: str) -> None:
-        self._payloads.pop(name, None)
+    def apply(self, update: i.SmartModulesUpdate) -> None:
+        """One message of the SC's stream: the full set (replaces everything) or changes."""
+        if update.full:
+            self._specs.clear()
+        for change in update.changes:
+            if change.spec is None:
+                self._specs.pop(change.name, None)
+            else:
+                self._specs[change.name] = change.spec
 
     def names(self) -> list[str]:
-        return sorted(self._payloads)
+        return sorted(self._specs)
 
     async def lookup(self, name: str) -> bytes | None:
-        """The payload (gzip or raw wasm, as stored) of the module called `name`, or None."""
-        payload = self._payloads.get(name)
-        if payload is None and self.fetch is not None:
-            payload = await self.fetch(name)
-            if payload is not None:
-                self._payloads[name] = payload
-        return payload
+        """The payload (gzip or raw wasm, as stored) of the module `name` (exact or `group/name@version`)."""
+        found = sm.find(name, self._specs)
+        if found is None and self.fetch is not None:
+            change = await self.fetch(name)
+            if change is not None and change.spec is not None:
+                self._specs[change.name] = change.spec
+                found = change.name, change.spec
+        return None if found is None else found[1].wasm.payload

@@ -293,11 +293,27 @@ def test_unsupported_versions_are_refused(version: int) -> None:
 
 
 def test_unknown_label_and_key_are_refused() -> None:
-    body = encode(sc.TypeBuffer("SmartModule", encode(sc.WatchRequest(), 19)), 19)
-    with pytest.raises(ProtocolError, match="SmartModule"):
+    body = encode(sc.TypeBuffer("CustomSpu", encode(sc.WatchRequest(), 19)), 19)
+    with pytest.raises(sc.UnknownObjectType, match="CustomSpu"):
         sc.decode_typed_request(sc.ScApiKey.WATCH, body, 19)
     with pytest.raises(ProtocolError):
         sc.encode_typed("CustomSpu", sc.WatchRequest(), 19)
+
+
+def test_unknown_label_keeps_the_create_name_for_its_answer() -> None:
+    inner = bytes.fromhex("0004") + b"abcd" + bytes.fromhex("00 00 0102")      # name, dry_run, ... (unknown rest)
+    body = encode(sc.TypeBuffer("ManagedConnector", inner), 19)
+    with pytest.raises(sc.UnknownObjectType) as e:
+        sc.decode_typed_request(sc.ScApiKey.CREATE, body, 19)
+    assert (e.value.label, e.value.name) == ("ManagedConnector", "abcd")
+
+
+def test_empty_answers_for_unknown_labels_decode_as_that_label() -> None:
+    """An empty list/update for a label without objects here is what an empty list of any spec is."""
+    assert sc.encode_empty_list("TableX", 19) == encode(sc.TypeBuffer("TableX", bytes(4)), 19)
+    assert sc.encode_empty_update("TableX", 19) == encode(sc.TypeBuffer("TableX", bytes(16)), 19)
+    _label, resp = sc.decode_typed_response(sc.ScApiKey.LIST, sc.encode_empty_list("SmartModule", 19), 19)
+    assert resp.objects == []
     for key in (0, 18, 1005, 1007):
         with pytest.raises(ProtocolError):
             sc.decode_typed_request(key, WATCH_TOPIC, 19)

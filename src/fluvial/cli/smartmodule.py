@@ -1,0 +1,175 @@
+"""`fluvial smartmodule create|list|delete|watch|test` (`fluvial sm` for short) and the SmartModule flags
+of `consume` and `produce`: fluvio v0.17.3's flags and output (`crates/fluvio-cli/src/client/smartmodule/`,
+`crates/fluvio-cli/src/client/consume/mod.rs:173-221`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fluvial.cli.common import ClusterOpt, OutputOpt, ProfileOpt, emit, fail, out, render_table, with_admin
+from fluvial.client import smartmodules as smi
+from fluvial.client.admin import Admin, SmartModuleInfo
+from fluvial.errors import FluvialError, InvalidConfig
+from fluvial.protocol import spu as sp
+from fluvial.sc import topics as rules
+
+app = typer.Typer(no_args_is_help=True, help="Create and manage SmartModules.")
+
+# ----------------------------------------------------------------------- consume / produce flags
+
+SmartModuleOpt = Annotated[str | None, typer.Option(
+    "--smartmodule", "--sm", metavar="NAME", help="Name of the SmartModule (created with `smartmodule create`).")]
+SmartModulePathOpt = Annotated[Path | None, typer.Option(
+    "--smartmodule-path", "--sm_path", metavar="PATH", help="Path to a SmartModule's .wasm file (sent inline).")]
+AggregateInitialOpt = Annotated[str | None, typer.Option(
+    "--aggregate-initial", "--a-init", metavar="VALUE",
+    help="Value to use as an initial accumulator for aggregate SmartModules.")]
+ParamsOpt = Annotated[list[str] | None, typer.Option(
+    "-e", "--params", metavar="KEY=VALUE", help="Extra input parameters passed to the SmartModule (repeatable).")]
+TransformsOpt = Annotated[Path | None, typer.Option(
+    "-t", "--transforms", "--transforms-file", metavar="PATH",
+    help="Path to a file with a transformation specification (a chain of SmartModules).")]
+TransformsLineOpt = Annotated[list[str] | None, typer.Option(
+    "--transforms-line", "--transform", metavar="JSON",
+    help="Transformation specification as a JSON string (repeatable: a chain).")]
+
+
+def invocations(smartmodule: str | None, smartmodule_path: Path | None, aggregate_initial: str | None,
+                params: Sequence[str] | None, transforms: Path | None,
+                transforms_line: Sequence[str] | None) -> tuple[sp.SmartModuleInvocation, ...]:
+    """The chain the flags ask for, with fluvio's conflicts between them (clap groups there)."""
+    if smartmodule is not None and smartmodule_path is not None:
+        raise InvalidConfig("the argument '--smartmodule <SMARTMODULE>' cannot be used with '--smartmodule-path'")
+    named = smartmodule is not None or smartmodule_path is not None
+    if (aggregate_initial is not None or params) and not named:
+        flag = "--aggregate-initial" if aggregate_initial is not None else "--params"
+        raise InvalidConfig(f"{flag} requires --smartmodule or --smartmodule-path")
+    if named and (transforms is not None or transforms_line):
+        raise InvalidConfig("--transforms cannot be used with --smartmodule or --smartmodule-path")
+    if transforms is not None and transforms_line:
+        raise InvalidConfig("--transforms-line cannot be used with --transforms")
+    initial = aggregate_initial.encode() if aggregate_initial is not None else None
+    kv = smi.parse_params(params or [])
+    if smartmodule is not None:
+        return (smi.by_name(smartmodule, params=kv, aggregate_initial=initial),)
+    if smartmodule_path is not None:
+        return (smi.from_path(smartmodule_path, params=kv, aggregate_initial=initial),)
+    if transforms_line:
+        return tuple(smi.transforms_from_lines(transforms_line))
+    if transforms is not None:
+        return tuple(smi.transforms_from_file(transforms))
+    return ()
+
+
+# ------------------------------------------------------------------------------------- commands
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The name of the SmartModule to create.")],
+    wasm_file: Annotated[Path, typer.Option("--wasm-file", metavar="PATH",
+                                            help="The path to a WASM binary to create the SmartModule from.")],
+    package: Annotated[Path | None, typer.Option("--package", metavar="PATH", hidden=True,
+                                                 help="The path to the SmartModule package (ignored, as by "
+                                                      "fluvio 0.17.3).")] = None,
+    cluster: ClusterOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Create a new SmartModule with a given name."""
+    problem = rules.name_problem(name)
+    if problem is not None:
+        fail(f"Invalid name for SmartModule {name}, {problem}")
+    try:
+        wasm = wasm_file.read_bytes()
+    except OSError as e:
+        fail(f"{e.strerror or e} (os error {e.errno})" if e.errno else str(e))
+    with_admin(cluster, profile, lambda admin: admin.create_smartmodule(name, wasm))
+    out.print(f'smartmodule "{name}" has been created.', markup=False)
+
+
+def _size(n: int) -> str:
+    """bytesize 1.x's Display (`ByteSize::b(n).to_string()`): decimal units, one decimal."""
+    if n < 1000:
+        return f"{n} B"
+    units, value = "KMGTPE", float(n)
+    i = -1
+    while value >= 1000 and i < len(units) - 1:
+        value /= 1000
+        i += 1
+    return f"{value:.1f} {units[i]}B"
+
+
+def _doc(items: Sequence[SmartModuleInfo]) -> list[dict[str, object]]:
+    return [{"name": m.name, "spec": {"fqdn": m.fqdn, "summary": {"wasm_length": m.wasm_bytes}}, "status": {}}
+            for m in items]
+
+
+def _show(items: Sequence[SmartModuleInfo], output: str) -> None:
+    emit(output, _doc(items), lambda: render_table(("SMARTMODULE", "SIZE"), [(m.fqdn, _size(m.wasm_bytes))
+                                                                            for m in items]),
+         "no smartmodules", empty=not items)
+
+
+@app.command("list")
+def list_(
+    output: OutputOpt = "table",
+    filter: Annotated[str | None, typer.Option("--filter", metavar="NAME",
+                                               help="Only SmartModules matching NAME or group/name@version.")] = None,
+    cluster: ClusterOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """List all existing SmartModules."""
+    items = with_admin(cluster, profile, lambda admin: admin.list_smartmodules([filter] if filter else None))
+    _show(items, output)
+
+
+@app.command("delete")
+def delete(
+    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="One or more SmartModules to delete.")],
+    continue_on_error: Annotated[bool, typer.Option("-c", "--continue-on-error",
+                                                    help="Continue deleting in case of an error.")] = False,
+    cluster: Annotated[str | None, typer.Option("--cluster", metavar="HOST:PORT",    # -c: continue, as in fluvio
+                                                help="Address of the SC.")] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Delete one or more SmartModules with the given name(s)."""
+    failed = with_admin(cluster, profile, lambda admin: _delete_all(admin, names, continue_on_error))
+    if failed:
+        fail("Failed deleting smart module(s). Check previous errors.")
+
+
+async def _delete_all(admin: Admin, names: Sequence[str], continue_on_error: bool) -> bool:
+    failed = False
+    for name in names:
+        try:
+            await admin.delete_smartmodule(name)
+        except FluvialError as e:
+            if not continue_on_error:
+                raise
+            failed = True
+            out.print(f'smart module "{name}" delete failed with: {e}', markup=False)
+            continue
+        out.print(f'smartmodule "{name}" deleted', markup=False)
+    return failed
+
+
+@app.command("watch")
+def watch(
+    output: OutputOpt = "table",
+    cluster: ClusterOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Watch for changes to SmartModules: the list again after each change (until interrupted)."""
+
+    async def follow(admin: Admin) -> None:
+        async for _epoch, _changes, _all in admin.watch_smartmodules():
+            sys.stdout.write("\n")
+            _show(await admin.list_smartmodules(), output)
+            sys.stdout.flush()
+
+    with_admin(cluster, profile, follow)
