@@ -152,7 +152,6 @@ SMARTMODULE_CALL_BUDGET_SECONDS = 5.0             # CPU budget of one call into 
 SMARTMODULE_EPOCH_TICK_SECONDS = 0.01             # the epoch ticker's period: the budget's resolution
 SMARTMODULE_MEMORY_MAX_BYTES = 64 * MIB           # linear memory cap per module instance (Fluvio: 1 GiB)
 SMARTMODULE_WORKERS_MAX = 4                       # module calls running at once (threads), the rest queue
-SMARTMODULE_WASM_MAX_BYTES = 64 * MIB             # a module's wasm after gunzip (bigger payloads: 6002)
 SMARTMODULE_CACHE_MODULES_MAX = 64                # compiled modules kept in memory (least recently used go)
 SMARTMODULE_CACHE_DIR = "smartmodule-cache"       # serialized compiled modules, in the SPU's data dir
 SMARTMODULE_STREAM_READ_MAX_BYTES = 4 * MIB       # stored bytes one SmartModule stream step reads and runs

@@ -14,14 +14,12 @@ worker threads, one call at a time per chain (a wasmtime Store is single-threade
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import logging
 import os
 import re
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,13 +35,12 @@ from fluvial.errors import (
     SmartModuleLookBackError,
     SmartModuleMemoryLimitExceeded,
 )
+from fluvial.protocol import smartmodule as sm
 from fluvial.protocol import spu as sp
 from fluvial.smartengine import abi
 
 logger = logging.getLogger(__name__)
 
-GZIP_MAGIC = b"\x1f\x8b"
-WASM_MAGIC = b"\x00asm"
 WASM_PAGE_BYTES = 65536
 WASI_MODULE = "wasi_snapshot_preview1"
 _CACHE_MAGIC = b"FLVSMC1\n"          # cache file: magic | sha256(serialized) | serialized
@@ -51,33 +48,13 @@ _I32 = wasmtime.ValType.i32()
 _TRANSFORM_PARAMS = (_I32, _I32, _I32)
 
 
-def unpack_wasm(payload: bytes, name: str | None = None, max_bytes: int = d.SMARTMODULE_WASM_MAX_BYTES) -> bytes:
+def unpack_wasm(payload: bytes, name: str | None = None, max_bytes: int = d.SMARTMODULE_MAX_WASM_BYTES) -> bytes:
     """The raw wasm of a payload: gzip (Fluvio's CLI, AdHoc) is gunzipped, raw wasm (the Python admin's
-    create_smartmodule) is taken as is. Anything else, or a bad gzip: 6002."""
-    if payload[:4] == WASM_MAGIC:
-        return payload
-    if payload[:2] != GZIP_MAGIC:
-        raise SmartModuleInvalid("invalid gzip header", name)
-    out = bytearray()
-    data = payload
+    create_smartmodule) is taken as is (`protocol.smartmodule.raw_wasm`). Anything else: 6002."""
     try:
-        while data:   # members, as flate2's GzDecoder reads one; more members are tolerated
-            z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out += z.decompress(data, max_bytes + 1 - len(out))
-            if len(out) > max_bytes:
-                raise SmartModuleInvalid(f"wasm larger than {max_bytes} bytes after gunzip", name)
-            if not z.eof:
-                raise SmartModuleInvalid("corrupt deflate stream" if z.unconsumed_tail else "unexpected end of file",
-                                         name)
-            data = z.unused_data
-    except zlib.error as e:
+        return sm.raw_wasm(payload, max_bytes)
+    except sm.PayloadError as e:
         raise SmartModuleInvalid(str(e), name) from None
-    return bytes(out)
-
-
-def gzip_wasm(wasm: bytes) -> bytes:
-    """What Fluvio's client sends as AdHoc (and its CLI stores): gzip of the raw wasm."""
-    return gzip.compress(wasm, mtime=0)
 
 
 # ------------------------------------------------------------------------------------- compile cache
