@@ -18,6 +18,7 @@ from fluvial.protocol.codec import (
     ERROR_CODE,
     ERROR_PAYLOADS,
     MAX_STRING_BYTES,
+    RECORD_DATA,
     RECORD_SET,
     STRING,
     Fixed,
@@ -68,7 +69,7 @@ def strategy_for(wtype: WireType, version: int) -> st.SearchStrategy[Any]:
         return st.booleans()
     if wtype is STRING:
         return st.text(max_size=8).filter(lambda s: len(s.encode()) <= MAX_STRING_BYTES)
-    if wtype is BYTES or wtype is RECORD_SET:
+    if wtype is BYTES or wtype is RECORD_SET or wtype is RECORD_DATA:
         return st.binary(max_size=24)
     if wtype is DURATION:
         return _DURATIONS
