@@ -6,6 +6,9 @@ compile cache across an SPU restart. By-name streams need the SC's SmartModule o
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,3 +291,106 @@ def test_compile_cache_survives_an_spu_restart(smcluster: Cluster) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.cwasm")} == stamps   # loaded, not rewritten
     assert "smartmodule_cache_disk_hit" in (smcluster.data / "logs" / f"spu-{SPU}.log").read_text()
 
+
+
+# ------------------------------------------------------------------------- by name (the SC's objects)
+
+FLUVIO = shutil.which("fluvio", path=str(Path(sys.executable).parent)) or "fluvio"
+
+
+def test_by_name_created_with_the_fluvio_cli_and_the_official_admin(smcluster: Cluster) -> None:
+    """Like the official client's tests: `fluvio smartmodule create` (gzip payload) and
+    `FluvioAdmin.create_smartmodule` (raw payload), then consumers by name; an unknown name is 6001 with
+    Fluvio's text in the first response."""
+    res = subprocess.run([FLUVIO, "smartmodule", "create", "sm-filter-a", "--wasm-file", str(MODULES / "filter.wasm")],
+                         capture_output=True, text=True, timeout=60, env=smcluster.env)
+    assert res.returncode == 0, res.stderr
+    out = smcluster.client(f"""
+        admin = FluvioAdmin.connect()
+        admin.create_smartmodule("sm-agg", {str(MODULES / "aggregate.wasm")!r}, False)
+        admin.create_topic("sm-named")
+        f = Fluvio.connect()
+        p = f.topic_producer("sm-named")
+        for v in ["record-z", "record-b", "record-a", "foo", "a-last"]:
+            p.send_string(v)
+        p.flush()
+
+        def take(n, **m):
+            cfg = ConsumerConfig()
+            cfg.smartmodule(**m)
+            got = []
+            for r in f.partition_consumer("sm-named", 0).stream_with_config(Offset.beginning(), cfg):
+                got.append(r.value_string())
+                if len(got) == n:
+                    return got
+
+        res = {{"filter": take(2, name="sm-filter-a"),
+                "params": take(1, name="sm-filter-a", params={{"key": "foo"}}),
+                "agg": take(2, name="sm-agg", aggregate=b">")}}
+        cfg = ConsumerConfig()
+        cfg.smartmodule(name="does_not_exist")
+        try:
+            next(iter(f.partition_consumer("sm-named", 0).stream_with_config(Offset.beginning(), cfg)))
+            res["missing"] = None
+        except Exception as e:
+            res["missing"] = list(e.args)
+        print(json.dumps(res))
+    """)
+    assert out["filter"] == ["record-a", "a-last"]
+    assert out["params"] == ["foo"]
+    assert out["agg"] == [">record-z", ">record-zrecord-b"]
+    assert out["missing"] == ["SmartModule does_not_exist was not found"]
+
+
+def test_deleting_a_module_does_not_break_running_streams(smcluster: Cluster) -> None:
+    port = smcluster.spu_public_port(SPU)
+    smcluster.fluvial("smartmodule", "create", "sm-upper", "--wasm-file", str(MODULES / "map.wasm"))
+    smcluster.fluvial("topic", "create", "sm-deleted")
+    by_name = sp.SmartModuleInvocation(sp.WasmPredefined("sm-upper"), sp.KindMap(),
+                                       sp.SmartModuleExtraParams({}, None))
+
+    async def scenario() -> tuple[list[bytes], list[sp.FetchablePartitionResponse]]:
+        assert (await produce(port, "sm-deleted", [b"one"])).error_code.ok
+        conn = await ClientConnection.connect("127.0.0.1", port)
+        try:
+            req = sp.StreamFetchRequest("sm-deleted", 0, 0, 1_048_890, sp.Isolation.READ_UNCOMMITTED, b"", None,
+                                        None, [by_name], None)
+            stream = conn.stream(sp.SpuApiKey.STREAM_FETCH, 24, encode(req, 24))
+            got = []
+            frame = decode_from(sp.StreamFetchResponse, await anext(stream), 24)
+            got += values(frame.partition)
+            smcluster.fluvial("smartmodule", "delete", "sm-upper")
+            assert (await produce(port, "sm-deleted", [b"two"])).error_code.ok
+            ack = sp.UpdateOffsetsRequest([sp.OffsetUpdate(frame.partition.next_filter_offset, frame.stream_id)])
+            await conn.request(sp.SpuApiKey.UPDATE_OFFSETS, 0, encode(ack, 0))
+            frame = decode_from(sp.StreamFetchResponse, await asyncio.wait_for(anext(stream), 30), 24)
+            got += values(frame.partition)
+            await stream.aclose()
+        finally:
+            await conn.close()
+        fresh = await wait_for_6001(port)
+        return got, fresh
+
+    async def wait_for_6001(port: int) -> list[sp.FetchablePartitionResponse]:
+        for _ in range(100):                  # the SC's delete reaches the SPU's store by its push
+            frames = await stream_frames(port, "sm-deleted", [by_name], 1)
+            if frames[0].error_code.code is ErrorCode.SMART_MODULE_NOT_FOUND:
+                return frames
+            await asyncio.sleep(0.1)
+        return frames
+
+    got, fresh = asyncio.run(scenario())
+    assert got == [b"ONE", b"TWO"]
+    assert fresh[0].error_code.code is ErrorCode.SMART_MODULE_NOT_FOUND
+
+
+def test_fluvial_cli_consume_and_produce_with_a_module_by_name(smcluster: Cluster) -> None:
+    """fluvial's own client (the lead's consume/produce flags) against this SPU half."""
+    smcluster.fluvial("smartmodule", "create", "sm-cli-filter", "--wasm-file", str(MODULES / "filter.wasm"))
+    smcluster.fluvial("topic", "create", "sm-cli")
+    smcluster.fluvial("produce", "sm-cli", input="apple\nkiwi\nbanana\n")
+    res = smcluster.fluvial("consume", "sm-cli", "-B", "-d", "--smartmodule", "sm-cli-filter")
+    assert res.stdout.split() == ["apple", "banana"]
+    smcluster.fluvial("produce", "sm-cli", "--smartmodule-path", str(MODULES / "map.wasm"), input="cherry\n")
+    res = smcluster.fluvial("consume", "sm-cli", "-B", "-d")
+    assert res.stdout.split() == ["apple", "kiwi", "banana", "CHERRY"]
