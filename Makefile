@@ -48,6 +48,10 @@ bench-client: $(STAMP)
 ensure-nats: $(STAMP)
 	bash scripts/ensure-nats.sh $(PY)
 
+# SmartModules: filter throughput vs a plain consume (100 B, 1 KiB) and the compile cache's effect
+bench-smartmodule: $(STAMP)
+	$(PY) benchmarks/smartmodule_bench.py $(BENCH_ARGS)
+
 bench-nats: ensure-nats
 	$(PY) benchmarks/nats_baseline.py
 
