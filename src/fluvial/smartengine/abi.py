@@ -165,6 +165,8 @@ def decode_records(buf: bytes | memoryview, pos: int = 0) -> tuple[list[SmRecord
 
 def record_positions(raw: bytes | memoryview) -> list[int]:
     """Byte position of each record in a records section (i32 count + records), plus the end."""
+    if len(raw) < 4:
+        raise ProtocolError("can't read i32 record count")
     (n,) = _I32.unpack_from(raw, 0)
     pos = 4
     out = []
@@ -172,7 +174,7 @@ def record_positions(raw: bytes | memoryview) -> list[int]:
         out.append(pos)
         length, pos = decode_varint(raw, pos)
         pos += length
-        if pos > len(raw):
+        if length < 0 or pos > len(raw):
             raise ProtocolError("record length out of bounds")
     out.append(pos)
     return out
@@ -233,11 +235,35 @@ class TransformError:
     record_value: bytes
 
 
-@dataclass(frozen=True)
 class ModuleOutput:
-    successes: list[SmRecord]
-    error: TransformError | None = None
-    accumulator: bytes | None = None      # aggregate only
+    """A module's output. The successes stay as the module encoded them (`raw`: i32 count + records, a
+    valid records section for the next module and for an output batch) and are decoded only on demand."""
+
+    __slots__ = ("_successes", "accumulator", "error", "raw")
+
+    def __init__(self, successes: list[SmRecord] | None = None, error: TransformError | None = None,
+                 accumulator: bytes | None = None, *, raw: bytes | None = None) -> None:
+        self.raw = encode_records(successes or []) if raw is None else raw
+        self._successes = successes
+        self.error = error
+        self.accumulator = accumulator      # aggregate only
+
+    @property
+    def count(self) -> int:
+        return max(_I32.unpack_from(self.raw, 0)[0], 0)
+
+    @property
+    def successes(self) -> list[SmRecord]:
+        if self._successes is None:
+            self._successes = decode_records(self.raw)[0]
+        return self._successes
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModuleOutput) and (self.successes, self.error, self.accumulator) == \
+            (other.successes, other.error, other.accumulator)
+
+    def __repr__(self) -> str:
+        return f"ModuleOutput(successes={self.successes!r}, error={self.error!r}, accumulator={self.accumulator!r})"
 
 
 class _Cursor:
@@ -282,7 +308,8 @@ class _Cursor:
 def decode_output(buf: bytes | memoryview, version: int, aggregate: bool = False) -> ModuleOutput:
     """SmartModuleOutput (or the aggregate output) at `version`. Empty bytes — a module that never called
     copy_records — fail, as in Fluvio ("can't read i32")."""
-    records, pos = decode_records(buf)
+    positions = record_positions(buf)
+    pos = positions[-1]
     c = _Cursor(buf, pos)
     error = None
     if c.option():
@@ -295,7 +322,7 @@ def decode_output(buf: bytes | memoryview, version: int, aggregate: bool = False
     if aggregate and version >= AGGREGATE_ACCUMULATOR_MIN_VERSION:
         n = c.i32()
         accumulator = c.take(n) if n > 0 else b""
-    return ModuleOutput(records, error, accumulator)
+    return ModuleOutput(None, error, accumulator, raw=bytes(buf[:pos]))
 
 
 def decode_init_error(buf: bytes | memoryview) -> str:

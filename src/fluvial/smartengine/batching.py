@@ -23,14 +23,15 @@ Where fluvial differs from Fluvio 0.17.3:
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from fluvial.errors import SmartModuleFailed
 from fluvial.protocol import batch as b
-from fluvial.protocol.records import compress, decompress, encode_varint
-from fluvial.smartengine.abi import ModuleOutput, SmRecord, TransformError, record_positions
+from fluvial.protocol.records import compress, decode_varint, decompress, encode_varint
+from fluvial.smartengine.abi import ModuleOutput, TransformError, record_positions
 
 _I32 = struct.Struct(">i")
 
@@ -96,7 +97,8 @@ def run_batches(batches: Iterable[InputBatch], run: Callable[[InputBatch], Modul
     """Run each batch through `run` (the chain; it raises on a trap or a negative status) and merge the
     outputs into one batch per the module docstring. A failure on the first batch raises; on a later one
     it comes back in `failure`, after the output so far."""
-    kept: list[tuple[SmRecord, int]] = []      # (record, absolute timestamp or -1)
+    kept: list[tuple[bytes, int]] = []         # (records section, its stored batch's first_timestamp)
+    count = 0
     base: int | None = None
     end = consumed = -1
     size = 0
@@ -116,16 +118,17 @@ def run_batches(batches: Iterable[InputBatch], run: Callable[[InputBatch], Modul
                     raise
                 failure = e
                 break
-        if output.successes:
-            encoded = sum(_record_size(r) for r in output.successes)
+        n = output.count
+        if n:
+            encoded = len(output.raw) - 4
             if base is not None and size + encoded > max_bytes:
                 pending = Carry(one.start, one.next_offset, one.first_timestamp, one.compression, output)
                 break
             if base is None:
                 base, compression, first_ts = one.start, one.compression, one.first_timestamp
             size += encoded
-            stamp = one.first_timestamp
-            kept.extend((r, stamp + r.timestamp_delta if stamp >= 0 else -1) for r in output.successes)
+            count += n
+            kept.append((output.raw, one.first_timestamp))
         consumed = one.next_offset
         if base is not None:
             end = one.next_offset
@@ -135,39 +138,50 @@ def run_batches(batches: Iterable[InputBatch], run: Callable[[InputBatch], Modul
     if base is None:
         return Step(None, 0, error, consumed, consumed, pending)
     batch = build_batch(base, end - base - 1, kept, compression, first_ts)
-    return Step(batch, len(kept), error, end, consumed, pending, failure)
+    return Step(batch, count, error, end, consumed, pending, failure)
 
 
-def _record_size(r: SmRecord) -> int:
-    return len(r.value) + (len(r.key) if r.key is not None else 0) + 8
-
-
-def build_batch(base_offset: int, last_offset_delta: int, records: list[tuple[SmRecord, int]], compression: int,
+def build_batch(base_offset: int, last_offset_delta: int, sections: list[tuple[bytes, int]], compression: int,
                 first_timestamp: int) -> bytes:
-    """An output batch: records at offset_delta = index, timestamps rebased on `first_timestamp`."""
-    raw = bytearray(_I32.pack(len(records)))
+    """An output batch from records sections (each with its stored batch's first_timestamp): every record
+    re-framed with offset_delta = its index and its timestamp_delta rebased on `first_timestamp`; key,
+    value and headers are copied as the module wrote them."""
+    raw = bytearray(4)
+    index = 0
     max_ts = first_timestamp
-    for i, (r, ts) in enumerate(records):
-        delta = ts - first_timestamp if ts >= 0 and first_timestamp >= 0 else 0
-        max_ts = max(max_ts, ts)
-        body = bytearray((r.attributes & 0xFF,))
-        encode_varint(delta, body)
-        encode_varint(i, body)
-        if r.key is None:
-            body.append(0)
-        else:
-            body.append(1)
-            encode_varint(len(r.key), body)
-            body += r.key
-        encode_varint(len(r.value), body)
-        body += r.value
-        encode_varint(r.headers, body)
-        encode_varint(len(body), raw)
-        raw += body
+    for section, stamp in sections:
+        shift = stamp - first_timestamp if stamp >= 0 and first_timestamp >= 0 else None
+        positions = record_positions(section)
+        for at, stop in itertools.pairwise(positions):
+            _length, pos = decode_varint(section, at)
+            attributes = section[pos]
+            ts, pos = decode_varint(section, pos + 1)
+            _od, pos = decode_varint(section, pos)
+            head = bytearray((attributes,))
+            if shift is None:
+                encode_varint(0, head)
+            else:
+                encode_varint(ts + shift, head)
+                max_ts = max(max_ts, stamp + ts)
+            encode_varint(index, head)
+            encode_varint(len(head) + stop - pos, raw)
+            raw += head
+            raw += section[pos:stop]
+            index += 1
+    struct.pack_into(">i", raw, 0, index)
     payload = compress(compression, bytes(raw))
     header = b.BatchHeader(base_offset, b.HEADER_BYTES + len(payload), -1, b.MAGIC, 0, compression,
                            last_offset_delta, first_timestamp, max_ts, b.NO_PRODUCER_ID, -1, -1)
     buf = bytearray(b.encode_header(header))
     buf += payload
+    struct.pack_into(">I", buf, 17, b.batch_crc(buf))
+    return bytes(buf)
+
+
+def renumber(batch: bytes, base_offset: int, last_offset_delta: int) -> bytes:
+    """The same batch with another base offset and last_offset_delta (CRC recomputed)."""
+    h = b.decode_header(batch)
+    buf = bytearray(b.encode_header(h._replace(base_offset=base_offset, last_offset_delta=last_offset_delta)))
+    buf += batch[b.HEADER_TOTAL_BYTES:]
     struct.pack_into(">I", buf, 17, b.batch_crc(buf))
     return bytes(buf)

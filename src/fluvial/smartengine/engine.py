@@ -373,15 +373,14 @@ class Chain:
         """One stored batch's records section through every module. Raises SmartModuleFailed (the
         stream's end: `Other("SmartModule err …")`) on a trap, a negative status or a bad output."""
         if not self.instances:
-            records, _ = abi.decode_records(raw_records)
-            return abi.ModuleOutput(records)
+            return abi.ModuleOutput(raw=bytes(raw_records))
         raw = raw_records
         output = abi.ModuleOutput([])
         for i, one in enumerate(self.instances):
             output = self._transform(one, raw, base_offset, base_timestamp)
             if output.error is not None or i == len(self.instances) - 1:
                 return output
-            raw = abi.encode_records(output.successes)
+            raw = output.raw
         return output
 
     def _transform(self, one: _Instance, raw: bytes, base_offset: int, base_timestamp: int) -> abi.ModuleOutput:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from fluvial.protocol import spu as sp
 from fluvial.protocol.codec import OK, WireError, encode
 from fluvial.protocol.records import decode_records
 from fluvial.smartengine import abi
-from fluvial.smartengine.batching import InputBatch, Step, build_batch, input_batches, run_batches
+from fluvial.smartengine.batching import InputBatch, Step, input_batches, renumber, run_batches
 from fluvial.smartengine.engine import Chain, ModuleSpec, SmartEngine, unpack_wasm
 from fluvial.spu.replicas import ReplicaRegistry
 from fluvial.spu.smartmodules import SmartModuleStore
@@ -236,19 +237,10 @@ def _process(chain: Chain, one: InputBatch) -> abi.ModuleOutput:
 def _produce_step(chain: Chain, records: bytes) -> Step:
     """All the request's batches through the chain, as one output batch numbered from 0 (the write
     assigns the offsets): its last_offset_delta is its record count - 1, unlike a stream's."""
-    batches = input_batches(records, -1)
-    step = run_batches(batches, lambda one: _process(chain, one), 2**62)
+    step = run_batches(input_batches(records, -1), lambda one: _process(chain, one), 2**62)
     if step.batch is None:
         return step
-    kept = []
-    out: list[tuple[abi.SmRecord, int]] = []
-    for rec in decode_records(step.batch):
-        kept.append(rec)
-        out.append((abi.SmRecord(rec.value, rec.key), rec.timestamp))
-    first_ts = kept[0].timestamp if kept else -1
-    compression = b.decode_header(step.batch).compression
-    batch = build_batch(0, len(out) - 1, out, compression, first_ts)
-    return Step(batch, len(out), step.error, step.next_offset, step.consumed, None)
+    return dataclasses.replace(step, batch=renumber(step.batch, 0, step.records - 1))
 
 
 def read_look_back(replica: Replica, lookback: sp.Lookback) -> bytes:
