@@ -5,7 +5,8 @@ event loop). See docs/smartmodules.md."""
 from fluvial.protocol.smartmodule import gzip_wasm
 from fluvial.smartengine.abi import ModuleOutput, Params, SmRecord, TransformError
 from fluvial.smartengine.batching import Carry, InputBatch, Step, input_batches, run_batches
-from fluvial.smartengine.engine import Chain, CompileCache, ModuleSpec, SmartEngine, unpack_wasm
+from fluvial.smartengine.engine import Chain, CompileCache, ModuleSpec, SmartEngine, run_records, unpack_wasm
 
 __all__ = ["Carry", "Chain", "CompileCache", "InputBatch", "ModuleOutput", "ModuleSpec", "Params", "SmRecord",
-           "SmartEngine", "Step", "TransformError", "gzip_wasm", "input_batches", "run_batches", "unpack_wasm"]
+           "SmartEngine", "Step", "TransformError", "gzip_wasm", "input_batches", "run_batches", "run_records",
+           "unpack_wasm"]

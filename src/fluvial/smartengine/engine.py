@@ -490,3 +490,27 @@ def _wasi_config(name: str) -> wasmtime.WasiConfig:
     cfg.stdout_custom = sink("stdout")
     cfg.stderr_custom = sink("stderr")
     return cfg
+
+
+def run_records(specs: Sequence[ModuleSpec], records: Sequence[tuple[bytes | None, bytes]], *,
+                look_back: Sequence[tuple[bytes | None, bytes]] = (), version: int = d.SMARTMODULE_API_VERSION_DEFAULT,
+                base_offset: int = 0, timestamp_ms: int = -1, engine: SmartEngine | None = None) -> abi.ModuleOutput:
+    """Run a chain once, locally, on `records` (key, value) as one batch — what `smartmodule test` needs:
+    build (init with the params), look_back over `look_back` when a module asks for it, process. Raises the
+    same typed errors as the SPU (6002 from `unpack_wasm`, 6005/6008 while building, 6007, and
+    SmartModuleFailed); a record the module rejects is `output.error`, after `output.successes`."""
+    own = engine is None
+    eng = engine or SmartEngine()
+    try:
+        chain = eng.build_chain(specs, version)
+        try:
+            if chain.look_backs():
+                lb = abi.encode_records([abi.SmRecord(v, k, i) for i, (k, v) in enumerate(look_back)])
+                chain.look_back(lambda _lookback: lb)
+            raw = abi.encode_records([abi.SmRecord(v, k, i) for i, (k, v) in enumerate(records)])
+            return chain.process(raw, base_offset, timestamp_ms)
+        finally:
+            chain.close()
+    finally:
+        if own:
+            eng.close()

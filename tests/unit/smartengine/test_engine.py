@@ -263,3 +263,15 @@ def _expect_failure(chain: object) -> BaseException:
     except SmartModuleFailed as e:
         return e
     raise AssertionError("the loop module returned")
+
+
+def test_run_records_locally_for_smartmodule_test() -> None:
+    """What `fluvial smartmodule test` calls: one chain, once, on given records."""
+    from fluvial.smartengine import run_records
+
+    out = run_records([ModuleSpec(wasm("filter_map"))], [(None, b"2"), (b"k", b"x"), (None, b"4")], base_offset=10)
+    assert [r.value for r in out.successes] == [b"1"]
+    assert out.error is not None and (out.error.offset, out.error.record_key) == (11, b"k")
+    out = run_records([ModuleSpec(wasm("lookback"), abi.Params({}, sp.Lookback(1, None)))],
+                      [(None, b"seen"), (None, b"new")], look_back=[(None, b"seen")])
+    assert [r.value for r in out.successes] == [b"new"]
