@@ -394,3 +394,27 @@ def test_fluvial_cli_consume_and_produce_with_a_module_by_name(smcluster: Cluste
     smcluster.fluvial("produce", "sm-cli", "--smartmodule-path", str(MODULES / "map.wasm"), input="cherry\n")
     res = smcluster.fluvial("consume", "sm-cli", "-B", "-d")
     assert res.stdout.split() == ["apple", "kiwi", "banana", "CHERRY"]
+
+
+def test_stream_fetch_v17_single_smartmodule_field(smcluster: Cluster) -> None:
+    """StreamFetch 16..17 carries one `smartmodule` instead of the chain (what the 0.17.3 client falls back
+    to without StreamFetch advertised); the module then gets the v17 input layout (params and join_record,
+    no timestamp)."""
+    port = smcluster.spu_public_port(SPU)
+
+    async def scenario() -> sp.FetchablePartitionResponse:
+        smcluster.fluvial("topic", "create", "sm-v17")
+        assert (await produce(port, "sm-v17", [b"old", b"client"])).error_code.ok
+        conn = await ClientConnection.connect("127.0.0.1", port)
+        try:
+            req = sp.StreamFetchRequest("sm-v17", 0, 0, 1_048_890, sp.Isolation.READ_UNCOMMITTED, b"",
+                                        adhoc("map"), None, [], None)
+            stream = conn.stream(sp.SpuApiKey.STREAM_FETCH, 17, encode(req, 17))
+            frame = decode_from(sp.StreamFetchResponse, await asyncio.wait_for(anext(stream), 30), 17)
+            await stream.aclose()
+            return frame.partition
+        finally:
+            await conn.close()
+
+    part = asyncio.run(scenario())
+    assert part.error_code.ok and values(part) == [b"OLD", b"CLIENT"] and part.next_filter_offset == 2

@@ -321,6 +321,8 @@ class SpuServer(srv.TwoPortServer):
 
     async def _stream_fetch(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(sp.StreamFetchRequest, body, h.api_version)
+        if not req.smartmodules and req.smartmodule is not None:   # v16-17 carry one module, not a chain
+            req.smartmodules = [req.smartmodule]
         if self.registry.leader(req.topic, req.partition) is None:
             await self._stream_error(conn, h, req, 0, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION))
             return
