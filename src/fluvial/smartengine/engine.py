@@ -35,11 +35,13 @@ from fluvial.errors import (
     SmartModuleLookBackError,
     SmartModuleMemoryLimitExceeded,
 )
+from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.protocol import smartmodule as sm
 from fluvial.protocol import spu as sp
 from fluvial.smartengine import abi
 
 logger = logging.getLogger(__name__)
+_wasi_log = RateLimitedLog(logging.getLogger("fluvial.smartengine.wasi"))
 
 WASM_PAGE_BYTES = 65536
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -403,7 +405,7 @@ class Chain:
                 if rc < 0:
                     one.version = saved
                 else:
-                    logger.info("smartmodule_legacy_layout module=%s version=%d", one.name, legacy)
+                    logger.debug("smartmodule_legacy_layout module=%s version=%d", one.name, legacy)
         except _Failure as f:
             raise SmartModuleFailed(f.text) from None
         one.legacy_checked = True
@@ -479,12 +481,12 @@ def _first_line(e: BaseException) -> str:
 def _wasi_config(name: str) -> wasmtime.WasiConfig:
     """WASI preview1 without files, env or args; stdout/stderr go to the SPU's log."""
     cfg = wasmtime.WasiConfig()
-    wasi_log = logging.getLogger("fluvial.smartengine.wasi")
 
     def sink(stream: str) -> Callable[[bytes], None]:
-        def write(data: bytes) -> None:
+        def write(data: bytes) -> None:   # rate-limited per module: a module printing per record is bounded
             for line in bytes(data).decode("utf-8", errors="replace").splitlines():
-                wasi_log.info("smartmodule_output module=%s stream=%s line=%s", name, stream, line)
+                _wasi_log.info(f"wasi:{name}:{stream}", "smartmodule_output module=%s stream=%s line=%s", name,
+                               stream, line)
         return write
 
     cfg.stdout_custom = sink("stdout")

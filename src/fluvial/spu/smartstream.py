@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from fluvial import defaults as d
 from fluvial.errors import ErrorCode, FluvialError, SmartModuleError, SmartModuleFailed, SmartModuleNotFound
+from fluvial.observability.ratelimit import RateLimitedLog
 from fluvial.protocol import batch as b
 from fluvial.protocol import spu as sp
 from fluvial.protocol.codec import OK, WireError, encode
@@ -41,6 +42,7 @@ from fluvial.storage.replica import Isolation as StorageIsolation
 from fluvial.storage.replica import Replica
 
 logger = logging.getLogger(__name__)
+_events = RateLimitedLog(logger)     # a client repeating a bad request cannot flood the log
 T = TypeVar("T")
 
 
@@ -117,8 +119,8 @@ class SmartStreams:
         try:
             chain = await self.build(req.smartmodules, h.api_version, local.replica if local else None)
         except SmartModuleError as e:
-            logger.info("smartmodule_stream_refused topic=%s partition=%d error=%s", req.topic, req.partition,
-                        str(e).splitlines()[0])
+            _events.info(f"smartmodule:refused:{type(e).__name__}", "smartmodule_stream_refused topic=%s "
+                         "partition=%d error=%s", req.topic, req.partition, str(e).splitlines()[0])
             await _send_error(conn, h, req, session.stream_id, WireError.from_exception(e))
             return
         try:
@@ -151,8 +153,8 @@ class SmartStreams:
                 step = await self.run(_step, chain, res.slice, offset, max_bytes, carry)
             except FluvialError as e:        # SmartModuleFailed, or a storage error
                 if isinstance(e, SmartModuleFailed):
-                    logger.info("smartmodule_stream_failed topic=%s partition=%d stream=%d error=%s", req.topic,
-                                req.partition, session.stream_id, e.message)
+                    _events.info("smartmodule:failed", "smartmodule_stream_failed topic=%s partition=%d stream=%d "
+                                 "error=%s", req.topic, req.partition, session.stream_id, e.message)
                 await _send_error(conn, h, req, session.stream_id, WireError.from_exception(e))
                 return
             carry = step.carry
@@ -197,8 +199,8 @@ class SmartStreams:
             finally:
                 chain.close()
         except FluvialError as e:
-            logger.info("smartmodule_produce_refused topic=%s partition=%d error=%s", topic, p.partition_index,
-                        str(e).splitlines()[0])
+            _events.info(f"smartmodule:produce:{type(e).__name__}", "smartmodule_produce_refused topic=%s "
+                         "partition=%d error=%s", topic, p.partition_index, str(e).splitlines()[0])
             return p, sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1, log_start)
         if step.error is not None:
             err = step.error
