@@ -418,3 +418,35 @@ def test_stream_fetch_v17_single_smartmodule_field(smcluster: Cluster) -> None:
 
     part = asyncio.run(scenario())
     assert part.error_code.ok and values(part) == [b"OLD", b"CLIENT"] and part.next_filter_offset == 2
+
+
+def test_official_client_decodes_6004_and_other(smcluster: Cluster) -> None:
+    """The official client reads fluvial's 6004 payload (RecordData key/value) and shows Fluvio's text;
+    a trap reaches it as `Other("SmartModule err …")`."""
+    out = smcluster.client(f"""
+        M = {str(MODULES)!r}
+        FluvioAdmin.connect().create_topic("sm-official-errors")
+        f = Fluvio.connect()
+        p = f.topic_producer("sm-official-errors")
+        for v in ["2", "ten", "boom"]:
+            p.send_string(v)
+        p.flush()
+
+        def first_error(path):
+            cfg = ConsumerConfig()
+            cfg.smartmodule(path=path)
+            got = []
+            try:
+                for r in f.partition_consumer("sm-official-errors", 0).stream_with_config(Offset.beginning(), cfg):
+                    got.append(r.value_string())
+            except Exception as e:
+                return [got, str(e)]
+
+        print(json.dumps({{"runtime": first_error(M + "/filter_map.wasm"), "trap": first_error(M + "/trap.wasm")}}))
+    """)
+    got, text = out["runtime"]      # send_string stores an empty key (Some(b"")), not None: "Key: "
+    assert text == ("SmartModule transform error invalid digit found in string\n\nSmartModule Info: \n"
+                    "    Type: FilterMap\n    Offset: 1\n    Key: \n    Value: ten")
+    got, text = out["trap"]
+    assert got == []                # the three records are one batch: the trap fails the whole call
+    assert text.startswith("Other error: SmartModule err adhoc: wasm trap: wasm `unreachable` instruction executed")
