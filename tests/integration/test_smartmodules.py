@@ -450,3 +450,83 @@ def test_official_client_decodes_6004_and_other(smcluster: Cluster) -> None:
     got, text = out["trap"]
     assert got == []                # the three records are one batch: the trap fails the whole call
     assert text.startswith("Other error: SmartModule err adhoc: wasm trap: wasm `unreachable` instruction executed")
+
+
+def test_fluvial_client_numbering_typed_errors_and_chains(smcluster: Cluster) -> None:
+    """fluvial's own client: output numbered as Fluvio numbers it (base + index), a runtime error raised as
+    SmartModuleRuntimeError after the records before it were handed over, an unknown name as
+    SmartModuleNotFound, a transforms chain by name; the CLI prints the same texts."""
+    from fluvial.client import smartmodules as smi
+    from fluvial.client.connect import Fluvial
+    from fluvial.client.consumer import ConsumerConfig, Offset
+    from fluvial.errors import SmartModuleNotFound
+
+    smcluster.fluvial("smartmodule", "create", "sm-lib-filter", "--wasm-file", str(MODULES / "filter.wasm"))
+    smcluster.fluvial("smartmodule", "create", "sm-lib-half", "--wasm-file", str(MODULES / "filter_map.wasm"))
+    smcluster.fluvial("topic", "create", "sm-lib")
+    smcluster.fluvial("produce", "sm-lib", input="foo\nbar\nfooquux\nbaz\n")
+    smcluster.fluvial("topic", "create", "sm-lib-ints")
+    smcluster.fluvial("produce", "sm-lib-ints", input="2\n4\nx\n6\n")
+
+    async def drain(topic: str, chain: tuple[sp.SmartModuleInvocation, ...]) -> tuple[list[tuple[int, bytes]], object]:
+        client = await Fluvial.connect(f"127.0.0.1:{smcluster.sc_port}")
+        got: list[tuple[int, bytes]] = []
+        error: object = None
+        try:
+            consumer = await client.consumer(topic, [0])
+            stream = await consumer.stream(Offset.beginning(), ConsumerConfig(disable_continuous=True,
+                                                                              smartmodules=chain))
+            try:
+                async for r in stream:
+                    got.append((r.offset, r.value))
+            except Exception as e:
+                error = e
+            finally:
+                await stream.close()
+        finally:
+            await client.close()
+        return got, error
+
+    got, error = asyncio.run(drain("sm-lib", (smi.by_name("sm-lib-filter", params={"key": "o"}),)))
+    assert got == [(0, b"foo"), (1, b"fooquux")] and error is None      # real offsets 0 and 2: compacted
+    got, error = asyncio.run(drain("sm-lib", (smi.by_name("no-such-module"),)))
+    assert got == [] and isinstance(error, SmartModuleNotFound)
+    assert str(error) == "SmartModule no-such-module was not found"
+    got, error = asyncio.run(drain("sm-lib-ints", (smi.by_name("sm-lib-half"),)))
+    assert [v for _, v in got] == [b"1", b"2"]
+    assert isinstance(error, SmartModuleRuntimeError) and error.offset == 2 and error.record_value == b"x"
+    chain = tuple(smi.transforms_from_lines(['{"uses": "sm-lib-filter", "with": {"key": "o"}}',
+                                             '{"uses": "sm-lib-filter", "with": {"key": "q"}}']))
+    got, error = asyncio.run(drain("sm-lib", chain))
+    assert [v for _, v in got] == [b"fooquux"] and error is None
+    res = smcluster.fluvial("consume", "sm-lib", "-B", "-d", "--smartmodule", "nope", check=False)
+    assert res.returncode == 1 and "SmartModule nope was not found" in res.stderr
+    res = smcluster.fluvial("consume", "sm-lib", "-B", "-d", "--transforms-line",
+                            '{"uses": "sm-lib-filter", "with": {"key": "ba"}}')
+    assert res.stdout.split() == ["bar", "baz"]
+
+
+def test_smartmodule_test_runs_locally_and_from_the_cluster(smcluster: Cluster, tmp_path: Path) -> None:
+    """`smartmodule test` (fluvio's BaseTestCmd flags, `crates/fluvio-cli-common/src/smartmodule.rs:26-70`):
+    a local file (`--wasm-file`, as `smdk test`), or a transforms chain whose modules come from the cluster."""
+    m = str(MODULES)
+    res = smcluster.fluvial("sm", "test", "--wasm-file", f"{m}/map.wasm", "--text", "banana", "--key", "k1", "-k", "-v")
+    assert res.stdout.splitlines() == ["1 records outputted", "[k1] BANANA"]
+    (inp := tmp_path / "in.txt").write_text("a\nbb\nc\n")
+    res = smcluster.fluvial("sm", "test", "--wasm-file", f"{m}/aggregate.wasm", "--file", str(inp))
+    assert res.stdout.splitlines() == ["a", "abb", "abbc"]
+    res = smcluster.fluvial("sm", "test", "--wasm-file", f"{m}/aggregate.wasm", "--file", str(inp), "--raw")
+    assert res.stdout == "a\nbb\nc\n\n"
+    res = smcluster.fluvial("sm", "test", "--wasm-file", f"{m}/lookback.wasm", "-r", "a", "-r", "b", "-r", "c",
+                            "-l", "2", "--file", str(inp))
+    assert res.stdout.split() == ["a", "bb"]                 # the look-back saw b and c: c is a duplicate
+    res = smcluster.fluvial("sm", "test", "--wasm-file", f"{m}/filter_map.wasm", "--file", str(inp), check=False)
+    assert res.returncode == 1 and "invalid digit found in string" in res.stderr and "Offset: 0" in res.stderr
+    res = smcluster.fluvial("sm", "test", "--text", "x", check=False)
+    assert res.returncode == 2
+    smcluster.fluvial("smartmodule", "create", "sm-test-filter", "--wasm-file", f"{m}/filter.wasm")
+    res = smcluster.fluvial("sm", "test", "--file", str(inp), "--transforms-line",
+                            '{"uses": "sm-test-filter", "with": {"key": "b"}}')
+    assert res.stdout.split() == ["bb"]
+    res = smcluster.fluvial("sm", "test", "--text", "x", "--transforms-line", '{"uses": "absent"}', check=False)
+    assert res.returncode == 1 and "SmartModule absent was not found" in res.stderr

@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from fluvial.cli.common import ClusterOpt, OutputOpt, ProfileOpt, emit, fail, out, render_table, with_admin
+from fluvial.cli.common import (
+    ClusterOpt,
+    OutputOpt,
+    ProfileOpt,
+    emit,
+    errors_to_exit,
+    fail,
+    out,
+    render_table,
+    with_admin,
+)
 from fluvial.client import smartmodules as smi
 from fluvial.client.admin import Admin, SmartModuleInfo
 from fluvial.errors import FluvialError, InvalidConfig
@@ -173,3 +183,88 @@ def watch(
             sys.stdout.flush()
 
     with_admin(cluster, profile, follow)
+
+
+@app.command("test")
+def test(
+    wasm_file: Annotated[Path | None, typer.Option("--wasm-file", metavar="PATH",
+                                                   help="fluvial: a local .wasm file to test (as `smdk test`).")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Provide test input with this flag.")] = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the test input from the StdIn (one line).")] = False,
+    file: Annotated[Path | None, typer.Option("--file", metavar="PATH",
+                                              help="Path to test file. Default: Read file line by line.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Read the file as single record.")] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Key to use with the test record(s).")] = None,
+    key_value: Annotated[bool, typer.Option("-k", "--key-value",
+                                            help='Print records in "[key] value" format, with "[null]" for no key.')]
+    = False,
+    params: ParamsOpt = None,
+    transforms: TransformsOpt = None,
+    transforms_line: TransformsLineOpt = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Verbose output.")] = False,
+    record: Annotated[list[str] | None, typer.Option(
+        "-r", "--record", help="Records which act as existing in the topic before the SmartModule starts "
+        "processing (for look_back; repeatable).")] = None,
+    lookback_last: Annotated[int | None, typer.Option(
+        "-l", "--lookback-last", metavar="N", help="Sets the lookback parameter to the last N records.")] = None,
+    cluster: ClusterOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Test a SmartModule on given input, locally: a .wasm file, or the chain of a transforms spec (its
+    modules fetched from the cluster). Prints each output record."""
+    from fluvial.errors import SmartModuleRuntimeError
+    from fluvial.smartengine import ModuleSpec, Params, run_records, unpack_wasm
+
+    inputs = [text is not None, stdin, file is not None]
+    if sum(inputs) != 1:
+        fail("exactly one of --text, --stdin or --file is required" if not any(inputs) else
+             "--text, --stdin and --file cannot be used together", 2)
+    if raw and file is None:
+        fail("--raw requires --file", 2)
+    if wasm_file is None and transforms is None and not transforms_line:
+        fail("one of --wasm-file, --transforms or --transforms-line is required", 2)
+    lookback = sp.Lookback(lookback_last, None) if lookback_last is not None else None
+    with errors_to_exit():
+        if wasm_file is not None:
+            if transforms is not None or transforms_line:
+                raise InvalidConfig("--wasm-file cannot be used with --transforms or --transforms-line")
+            specs = [ModuleSpec(unpack_wasm(wasm_file.read_bytes(), wasm_file.name),
+                                Params(smi.parse_params(params or []), lookback), name=wasm_file.name)]
+        else:
+            if params:
+                raise InvalidConfig("--params cannot be used with --transforms or --transforms-line")
+            chain = smi.transforms_from_lines(transforms_line) if transforms_line else \
+                smi.transforms_from_file(transforms)  # type: ignore[arg-type]
+            names = [c.wasm.name for c in chain]  # type: ignore[union-attr]
+            wasms = with_admin(cluster, profile, lambda admin: _fetch_all(admin, names))
+            specs = [ModuleSpec(w, Params(c.params.inner, lookback or c.params.lookback), name=n)
+                     for w, c, n in zip(wasms, chain, names, strict=True)]
+        k = key.encode() if key is not None else None
+        if text is not None:
+            values = [text.encode()]
+        elif stdin:
+            values = [sys.stdin.buffer.readline().rstrip(b"\n")]
+        elif raw:
+            values = [file.read_bytes()]  # type: ignore[union-attr]
+        else:
+            values = file.read_bytes().splitlines()  # type: ignore[union-attr]
+        history = [(None, r.encode()) for r in (record or [])]
+        if lookback_last is not None:
+            history = history[len(history) - lookback_last:] if lookback_last else []
+        output = run_records(specs, [(k, v) for v in values], look_back=history)
+        if verbose:
+            out.print(f"{len(output.successes)} records outputted", markup=False)
+        for r in output.successes:
+            value = r.value.decode("utf-8", errors="replace")
+            if key_value:
+                shown = "null" if r.key is None else r.key.decode("utf-8", errors="replace")
+                sys.stdout.write(f"[{shown}] {value}\n")
+            else:
+                sys.stdout.write(value + "\n")
+        if output.error is not None:
+            e = output.error
+            raise SmartModuleRuntimeError(e.hint, e.offset, e.kind, e.record_key, e.record_value)
+
+
+async def _fetch_all(admin: Admin, names: Sequence[str]) -> list[bytes]:
+    return [await admin.smartmodule_wasm(n) for n in names]

@@ -370,6 +370,17 @@ class Admin:
         _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
         return sorted((_smartmodule_info(m) for m in resp.objects), key=lambda x: x.name)
 
+    async def smartmodule_wasm(self, name: str, *, timeout: float | None = None) -> bytes:
+        """The module `name` (exact or `group/name@version`) as raw wasm; AdminError 6001 when there is none."""
+        req = scp.ListRequest([name], False, False)
+        r = await self._call(scp.ScApiKey.LIST, "SmartModule", req, timeout)
+        _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
+        found = sm.find(name, {m.name: m.spec for m in resp.objects})
+        if found is None:
+            raise admin_error(ErrorCode.SMART_MODULE_NOT_FOUND, name, f"SmartModule {name} was not found",
+                              kind="smartmodule")
+        return sm.raw_wasm(found[1].wasm.payload, d.SMARTMODULE_MAX_WASM_BYTES)
+
     async def delete_smartmodule(self, name: str, *, timeout: float | None = None) -> None:
         """Delete a SmartModule (exact or qualified name). Streams running it keep running."""
         req = scp.SMARTMODULE.delete_request(key=name, force=False)

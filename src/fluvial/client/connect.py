@@ -8,7 +8,14 @@ import logging
 from typing import Any
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode, FluvialError, InvalidConfig, ServerError
+from fluvial.errors import (
+    ErrorCode,
+    FluvialError,
+    InvalidConfig,
+    ServerError,
+    is_smartmodule_code,
+    smartmodule_error,
+)
 from fluvial.protocol.codec import Reader, WireError, decode_from, encode
 from fluvial.transport.client import ClientConnection
 
@@ -33,6 +40,8 @@ def raise_for(err: WireError, *, topic: str = "", partition: int = -1) -> None:
     if err.ok:
         return
     message = str(err.payload[0]) if err.code is ErrorCode.OTHER and err.payload else err.describe()
+    if is_smartmodule_code(err.code, message):
+        raise smartmodule_error(err)
     raise ServerError(err.code, message, topic=topic, partition=partition)
 
 
