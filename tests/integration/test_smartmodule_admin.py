@@ -230,3 +230,50 @@ def test_sc_pushes_modules_to_spus_and_answers_a_miss(cluster: Cluster) -> None:
     assert absent.found is None
     assert full.full and "pushed" in [c.name for c in full.changes]
     assert not change.full and [(c.name, c.spec) for c in change.changes] == [("pushed", None)]
+
+
+def test_cli_watch_prints_the_list_after_each_change(cluster: Cluster, tmp_path: Path) -> None:
+    """fluvio's `smartmodule watch` (`watch.rs`): a blank line and the list again on every event."""
+    import select
+    import sys
+    import time
+
+    f = tmp_path / "mod.wasm"
+    f.write_bytes(WASM)
+    proc = subprocess.Popen([sys.executable, "-m", "fluvial.cli.main", "sm", "watch"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=cluster.env)
+    lines: list[str] = []
+    pending = bytearray()
+
+    def read_some(wait: float) -> None:       # raw reads: a buffered reader would hide lines from select
+        assert proc.stdout is not None
+        if select.select([proc.stdout], [], [], wait)[0]:
+            pending.extend(os.read(proc.stdout.fileno(), 65536))
+            *done, rest = pending.split(b"\n")
+            lines.extend(x.decode() for x in done)
+            pending[:] = rest
+
+    def a_list_shown() -> bool:        # a whole list after the blank line: the header and rows, or "none"
+        return any(x == "no smartmodules" or x.startswith("SMARTMODULE") for x in lines)
+
+    def read_until(done: object) -> None:
+        deadline = time.monotonic() + 30
+        while not done() and time.monotonic() < deadline:  # type: ignore[operator]
+            read_some(0.5)
+        assert done(), lines  # type: ignore[operator]
+
+    try:
+        read_until(a_list_shown)                                    # the initial set
+        lines.clear()
+        cluster.fluvial("sm", "create", "watched-cli", "--wasm-file", str(f))
+        read_until(lambda: any(x.startswith("watched-cli") for x in lines))
+        assert lines[0] == ""
+        read_some(0.5)
+        lines.clear()
+        cluster.fluvial("sm", "delete", "watched-cli")
+        read_until(a_list_shown)
+        read_some(0.5)
+        assert not any(x.startswith("watched-cli") for x in lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
