@@ -17,10 +17,12 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def assert_one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert res.returncode != 0, res.stdout
+    """A runtime error as fluvio prints one (`crates/fluvio-cli/src/bin/main.rs:17-20` of v0.17.3:
+    `eprintln!("{e}")`, exit 1): one bare line."""
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert len(lines) == 1 and not lines[0].startswith("error: "), res.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
 

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from fluvial import defaults as d
 from fluvial.cli import profile
-from fluvial.cli.common import out, render_table  # piped output never wraps table rows
+from fluvial.cli.common import fail, out, render_table  # piped output never wraps table rows
 
 app = typer.Typer(no_args_is_help=True, help="Start and stop a local cluster.")
 err = Console(stderr=True, soft_wrap=True)
@@ -29,8 +29,7 @@ START_TIMEOUT_SECONDS = 60.0
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+    fail(message, code)
 
 
 def _fluvial_cmd() -> list[str]:

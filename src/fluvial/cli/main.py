@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fluvial import __version__
 from fluvial.cli.cluster import app as cluster_app
+from fluvial.cli.common import ClapTyper, fail
 from fluvial.cli.consume import consume
 from fluvial.cli.consumer_cmd import app as consumer_app
 from fluvial.cli.partition import app as partition_app
@@ -23,7 +24,7 @@ from fluvial.cli.topic import app as topic_app
 from fluvial.storage.fileio import OS_IO
 from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="fluvial: the Fluvio streaming platform in Python.")
+app = ClapTyper(no_args_is_help=True, add_completion=False, help="fluvial: the Fluvio streaming platform in Python.")
 storage_app = typer.Typer(no_args_is_help=True, help="Inspect replica storage on disk.")
 app.add_typer(storage_app, name="storage")
 app.add_typer(cluster_app, name="cluster")
@@ -37,12 +38,6 @@ app.command("consume")(consume)
 app.add_typer(consumer_app, name="consumer")
 
 out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 @app.command()
