@@ -19,9 +19,11 @@ from rich.console import Console
 
 from fluvial import defaults as d
 from fluvial.cli import profile
-from fluvial.cli.common import fail, out, render_table  # piped output never wraps table rows
+from fluvial.cli.common import fail, out, render_table
+from fluvial.cli.spu import app as spu_app  # piped output never wraps table rows
 
 app = typer.Typer(no_args_is_help=True, help="Start and stop a local cluster.")
+app.add_typer(spu_app, name="spu", help="SPU operations (`fluvio cluster spu …`; also `fluvial spu …`).")
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_DATA_DIR = Path(os.environ.get("FLUVIAL_DATA_DIR", Path.home() / ".fluvial"))

@@ -84,9 +84,9 @@ class UsageProblem(Exception):
 
 def usage_error(message: str) -> NoReturn:
     """Raise a clap-style usage error for the running command (exit 2)."""
-    import typer._click as click_impl
+    from typer._click.globals import get_current_context
 
-    ctx = click_impl.get_current_context(silent=True)
+    ctx = get_current_context(silent=True)
     raise UsageProblem(message, ctx.get_usage() if ctx is not None else None)
 
 
@@ -201,10 +201,18 @@ ProfileOpt = Annotated[str | None, typer.Option(
     "-P", "--profile", metavar="NAME", help="Use this profile of the Fluvio profile file.")]
 
 
+# `fluvio -c HOST:PORT topic list`: fluvio's ClusterTarget sits before the subcommand
+# (`crates/fluvio-cli/src/lib.rs:88-110`, `fluvio-extension-common/src/lib.rs:118-121` of v0.17.3); the
+# root command stores it here and every subcommand uses it unless it names its own.
+ROOT_TARGET: dict[str, str | None] = {"cluster": None, "profile": None}
+
+
 def resolve_endpoint(cluster: str | None = None, profile: str | None = None,
                      profile_file: Path | None = None) -> tuple[str, int]:
     """The SC to talk to: explicit address, else the named profile, else the current profile, else the
-    local default."""
+    local default (a subcommand's own -c/-P first, then the root's)."""
+    if not cluster and not profile:
+        cluster, profile = ROOT_TARGET["cluster"], ROOT_TARGET["profile"]
     if cluster and profile:
         raise InvalidConfig("give either --cluster or --profile, not both")
     if cluster:
@@ -246,15 +254,7 @@ def with_client(cluster: str | None, profile: str | None, call: Callable[[Any], 
 # ---------------------------------------------------------------------------------------------- output
 
 
-def _yaml_available() -> bool:
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-OUTPUT_FORMATS: tuple[str, ...] = ("table", "json", "yaml") if _yaml_available() else ("table", "json")
+OUTPUT_FORMATS: tuple[str, ...] = ("table", "json", "yaml")
 
 
 def _check_output(value: str) -> str:
@@ -317,6 +317,21 @@ def emit(fmt: str, doc: Any, table: Callable[[], Table | str], empty_message: st
             out.print(t, markup=False) if isinstance(t, str) else out.print(t)
         # rich pads every cell, the last one too: drop the trailing blanks
         sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def emit_objects(fmt: str, label: str, objects: Sequence[Any], table: Callable[[], Table | str],
+                 empty_message: str) -> None:
+    """A list of SC objects as `fluvio` prints one: JSON/YAML of `Metadata<S>` in fluvio's serde shape
+    (`serde_shape`), or the table; `empty_message` alone when there are none, whatever the format (as
+    `fluvio`'s `format_response_output` does)."""
+    from fluvial.cli import serde_shape
+
+    if not objects:
+        out.print(empty_message, markup=False)
+    elif fmt in ("json", "yaml"):
+        sys.stdout.write(serde_shape.dumps([serde_shape.metadata_doc(label, m) for m in objects], fmt) + "\n")
+    else:
+        emit("table", None, table)
 
 
 # ---------------------------------------------------------------------------------------------- units

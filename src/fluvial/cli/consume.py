@@ -9,9 +9,10 @@ import typer
 
 from fluvial.cli.common import ProfileOpt, err, errors_to_exit, fail, with_client
 from fluvial.cli.produce import parse_isolation
-from fluvial.cli.record_format import OUTPUT_TYPES, formatter
+from fluvial.cli.record_format import OUTPUT_TYPES, FullTable, formatter
 from fluvial.client.connect import Fluvial
 from fluvial.client.consumer import ConsumerConfig, ConsumerStream, Offset, OffsetStrategy
+from fluvial.errors import InvalidConfig
 from fluvial.protocol.spu import Isolation
 
 # `-c` is `--consumer` here, as in `fluvio consume`; the cluster address is `--cluster` only.
@@ -56,6 +57,8 @@ def consume(
     suppress_unknown: Annotated[bool, typer.Option("--suppress-unknown", help="Skip records the output type cannot show.")] = False,
     output: Annotated[str | None, typer.Option("-O", "--output", help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
     consumer: Annotated[str | None, typer.Option("-c", "--consumer", help="Consumer id: resume from and store its offsets.")] = None,
+    table_format: Annotated[str | None, typer.Option(
+        "--table-format", metavar="NAME", help="Lay records out by this TableFormat (with -O full-table).")] = None,
     cluster: ClusterLongOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -71,6 +74,7 @@ def consume(
     with errors_to_exit():
         offset = start_offset(beginning, head, tail, start)
         render = formatter(output or "dynamic", format, key_value, suppress_unknown)
+        live = not (disable_continuous or end is not None)
         iso = parse_isolation(isolation) if isolation is not None else Isolation.READ_UNCOMMITTED
     config = ConsumerConfig(isolation=iso, disable_continuous=disable_continuous, end_offset=end, consumer_id=consumer,
                             offset_strategy=OffsetStrategy.AUTO if consumer else OffsetStrategy.NONE)
@@ -78,11 +82,22 @@ def consume(
         config.max_bytes = max_bytes
     if sys.stdout.isatty():
         err.print(f"Consuming records from '{topic}'", style="bold", markup=False)
-    with_client(cluster, profile, lambda client: _consume(client, topic, partition or None, offset, config, render))
+    with_client(cluster, profile, lambda client: _consume(client, topic, partition or None, offset, config, render,
+                                                          table_format, live))
 
 
 async def _consume(client: Fluvial, topic: str, partitions: list[int] | None, offset: Offset,
-                   config: ConsumerConfig, render: object) -> None:
+                   config: ConsumerConfig, render: object, table_format: str | None = None,
+                   live: bool = True) -> None:
+    if table_format is not None:           # fluvio looks it up first (`consume/mod.rs:248-275`)
+        async with await client.admin() as admin:
+            found = [m for m in await admin.list_table_formats() if m.name == table_format]
+        if not found:
+            raise InvalidConfig(f"TableFormat not found: {table_format}")
+        if isinstance(render, FullTable):
+            render = FullTable.of(found[0].spec, live=live)
+    elif isinstance(render, FullTable):
+        render.live = live
     consumer = await client.consumer(topic, partitions)
     stream = await consumer.stream(offset, config)
     try:
@@ -100,6 +115,9 @@ async def _print(stream: ConsumerStream, render: object) -> None:
         while True:
             records = await stream.next_batch()
             if not records:
+                final = render.finish() if isinstance(render, FullTable) else None
+                if final:
+                    write(final + "\n")
                 return
             lines = [line for line in map(render, records) if line is not None]  # type: ignore[arg-type]
             if lines:

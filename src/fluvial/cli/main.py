@@ -12,7 +12,7 @@ from rich.table import Table
 
 from fluvial import __version__
 from fluvial.cli.cluster import app as cluster_app
-from fluvial.cli.common import ClapTyper, fail
+from fluvial.cli.common import ROOT_TARGET, ClapTyper, fail
 from fluvial.cli.consume import consume
 from fluvial.cli.consumer_cmd import app as consumer_app
 from fluvial.cli.partition import app as partition_app
@@ -20,6 +20,7 @@ from fluvial.cli.produce import produce
 from fluvial.cli.profile_cmd import app as profile_app
 from fluvial.cli.run import app as run_app
 from fluvial.cli.spu import app as spu_app
+from fluvial.cli.table_format import app as table_format_app
 from fluvial.cli.topic import app as topic_app
 from fluvial.storage.fileio import OS_IO
 from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
@@ -36,8 +37,21 @@ app.add_typer(profile_app, name="profile")
 app.command("produce")(produce)
 app.command("consume")(consume)
 app.add_typer(consumer_app, name="consumer")
+app.add_typer(table_format_app, name="table-format")
+app.add_typer(table_format_app, name="tf", hidden=True)       # fluvio's visible alias
 
 out = Console()
+
+
+@app.callback()
+def root(
+    cluster: str | None = typer.Option(None, "-c", "--cluster", metavar="HOST:PORT",
+                                       help="Address of the SC, for every command (as `fluvio -c`)."),
+    profile: str | None = typer.Option(None, "-P", "--profile", metavar="NAME",
+                                       help="Use this profile of the Fluvio profile file, for every command."),
+) -> None:
+    """fluvial: the Fluvio streaming platform in Python."""
+    ROOT_TARGET["cluster"], ROOT_TARGET["profile"] = cluster, profile
 
 
 @app.command()

@@ -73,13 +73,15 @@ _TOPIC_COMPRESSION_TEXT = {md.CompressionAlgorithm.NONE: "no compression", md.Co
 
 def producer_compression(topic_setting: md.CompressionAlgorithm, asked: str | None) -> str:
     """The compression a producer uses on a topic: the producer's choice when the topic allows any (none
-    if it made none), else the topic's; InvalidConfig when the producer asked for a different one."""
+    if it made none), else the topic's; InvalidConfig when the producer asked for a different one (with
+    the text the Rust client's error chain displays: `FluvioError::Producer(InvalidConfiguration(..))`)."""
     if topic_setting is md.CompressionAlgorithm.ANY:
         return (asked or "none").lower()
     fixed = topic_setting.name.lower()
     if asked is not None and asked.lower() != fixed:
-        raise InvalidConfig(f"Compression in the producer ({asked.lower()}) does not match with topic level "
-                            f"compression ({_TOPIC_COMPRESSION_TEXT[topic_setting]})")
+        raise InvalidConfig(f"Producer error: Invalid configuration in producer: Compression in the producer "
+                            f"({asked.lower()}) does not match with topic level compression "
+                            f"({_TOPIC_COMPRESSION_TEXT[topic_setting]})")
     return fixed
 
 

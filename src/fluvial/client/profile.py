@@ -132,6 +132,40 @@ def switch_profile(name: str, explicit: Path | None = None) -> Path:
     return path
 
 
+def export_cluster(name: str | None = None, explicit: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """(cluster name, its config with fluvio's defaults filled in) of profile `name`, else of the current
+    one: what `fluvio profile export` prints (`profile/export.rs` of v0.17.3, its texts for what is
+    missing)."""
+    cfg = read_config(profile_path(explicit))
+    if name is not None:
+        profile = cfg.get("profile", {}).get(name)
+        if profile is None:
+            raise ProfileError(f"Profile not found in config: {name}")
+    else:
+        current = cfg.get("current_profile")
+        profile = cfg.get("profile", {}).get(current) if isinstance(current, str) else None
+        if profile is None:
+            raise ProfileError("No active profile set in config")
+    cluster = str(profile.get("cluster", ""))
+    c = cfg.get("cluster", {}).get(cluster)
+    if c is None:
+        raise ProfileError(f"Cluster not found in config: {cluster}")
+    tls = dict(c.get("tls") or {"tls_policy": "disabled"})
+    if tls.get("tls_policy") in ("verified", "verify") and tls.get("tls_source") in ("files", "file"):
+        raise ProfileError(f"Cluster {cluster} uses externals TLS certs. Only inline TLS certs are supported.")
+    out: dict[str, Any] = {"endpoint": c.get("endpoint", c.get("addr", "")),
+                           "use_spu_local_address": bool(c.get("use_spu_local_address", False)), "tls": tls}
+    if c.get("metadata"):
+        out["metadata"] = c["metadata"]
+    return cluster, out
+
+
+def export_config(cluster: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The TOML export: a whole profile file holding only that cluster, under a profile of its name."""
+    return {"version": CONFIG_VERSION, "current_profile": cluster, "profile": {cluster: {"cluster": cluster}},
+            "cluster": {cluster: config}}
+
+
 # ------------------------------------------------------------------------------------- TOML writer
 
 
