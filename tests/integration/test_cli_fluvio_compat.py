@@ -405,3 +405,47 @@ def test_usage_error_exit_code_without_a_cluster(tmp_path: Path) -> None:
     res = subprocess.run([*FLUVIAL, "topic", "create", "x", "--partitions", "many"], capture_output=True,
                          text=True, timeout=60, env=env)
     assert usage_error(res)[0].startswith("error: invalid value")
+
+
+def test_profile_add_rename_delete_and_delete_cluster(tmp_path: Path) -> None:
+    """crates/fluvio-cli/src/profile/{add,rename,delete_profile,delete_cluster}.rs of v0.17.3 (texts, exit 0)
+    and crates/fluvio/src/config/config.rs:154-291 (what they do to the file)."""
+    import tomllib
+
+    path = tmp_path / "config"
+    env = {**os.environ, "FLV_PROFILE_PATH": str(path)}
+
+    def fluvial(*args: str) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([*FLUVIAL, *args], capture_output=True, text=True, timeout=60, env=env)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    assert fluvial("profile", "add", "one", "127.0.0.1:9003", "local").stdout == "Switched to profile one\n"
+    assert fluvial("profile", "add", "two", "10.0.0.2:9003").stdout == "Switched to profile two\n"
+    cfg = tomllib.loads(path.read_text())
+    assert cfg["current_profile"] == "two" and cfg["profile"]["one"] == {"cluster": "one"}
+    assert cfg["cluster"]["one"]["endpoint"] == "127.0.0.1:9003" and cfg["cluster"]["one"]["tls"] == {
+        "tls_policy": "disabled"}
+    assert cfg["cluster"]["one"]["metadata"]["installation"] == "local"
+    assert cfg["cluster"]["two"]["metadata"]["installation"] == "k8"         # InstallationType's default
+    fluvial("profile", "rename", "two", "deux")
+    assert fluvial("profile", "current").stdout.strip() == "deux"
+    assert fluvial("profile", "delete", "nope").stdout == "profile nope not found\n"
+    assert fluvial("profile", "delete", "one").stdout == "profile one deleted\nprofile deleted\n"
+    assert fluvial("profile", "delete", "deux").stdout == (
+        "profile deux deleted\nwarning: this removed your current profile, use 'fluvio profile switch' to select a "
+        "different one\n")
+    assert "current_profile" not in tomllib.loads(path.read_text())
+    fluvial("profile", "add", "three", "10.0.0.3:9003")
+    fluvial("profile", "add", "also", "10.0.0.4:9003")
+    cfg = tomllib.loads(path.read_text())
+    cfg["profile"]["also"]["cluster"] = "three"
+    from fluvial.client.profile import dumps
+
+    path.write_text(dumps(cfg))
+    assert fluvial("profile", "delete-cluster", "three").stdout == (
+        "The following profiles reference cluster three:\n  also\n  three\n"
+        "If you would still like to delete the cluster, use --force\n")
+    assert fluvial("profile", "delete-cluster", "three", "--force").stdout == "Cluster three deleted\n"
+    assert fluvial("profile", "delete-cluster", "three").stdout == "No profile named three exists\n"
+    assert "three" not in tomllib.loads(path.read_text())["cluster"]
