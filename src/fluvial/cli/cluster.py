@@ -85,8 +85,13 @@ def start(
     foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the cluster."),
     sc_data_dir: Path | None = typer.Option(None, "--sc-data-dir", help="The SC's metadata here (default "
                                             "DATA_DIR/sc): another filesystem than the SPUs' data."),
+    local: bool = typer.Option(False, "--local", help="fluvio's local installation: what fluvial always starts."),
+    k8: bool = typer.Option(False, "--k8", hidden=True),
+    local_k8: bool = typer.Option(False, "--local-k8", hidden=True),
 ) -> None:
     """Start an SC and SPUs as separate processes; wait until every SPU is online."""
+    if k8 or local_k8:          # fluvio's IntallationTypeOpt (cluster/start/mod.rs:197-215)
+        _fail("fluvial starts local clusters only (--local); there is no Kubernetes installation")
     if spu < 1:
         _fail("--spu must be at least 1")
     data_dir = data_dir.expanduser().resolve()
@@ -175,7 +180,11 @@ def shutdown(data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> N
 
 
 @app.command("delete")
-def delete(data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> None:
+def delete(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir"),
+    force: bool = typer.Option(False, "--force", help="Do not prompt (fluvial never does: accepted for fluvio's "
+                                                      "scripts)."),
+) -> None:
     """Stop the local cluster and remove its data."""
     data_dir = data_dir.expanduser().resolve()
     _stop_all(data_dir)
