@@ -449,3 +449,19 @@ def test_profile_add_rename_delete_and_delete_cluster(tmp_path: Path) -> None:
     assert fluvial("profile", "delete-cluster", "three", "--force").stdout == "Cluster three deleted\n"
     assert fluvial("profile", "delete-cluster", "three").stdout == "No profile named three exists\n"
     assert "three" not in tomllib.loads(path.read_text())["cluster"]
+
+
+def test_produce_to_one_partition_and_consume_flags(c3: Cluster) -> None:
+    # produce -p/--partition (crates/fluvio-cli/src/client/produce/mod.rs:178-179, 276-277: a specific partitioner)
+    ok(c3, "topic", "create", "compat-part", "-p", "3")
+    ok(c3, "produce", "compat-part", "-p", "2", "--key-separator", ":", input="a:1\nb:2\nc:3\n")
+    ok(c3, "produce", "compat-part", "--partition", "1", input="x\n")
+    assert consumed(c3, "compat-part", "-p", "2") == ["1", "2", "3"]
+    assert consumed(c3, "compat-part", "-p", "1") == ["x"] and consumed(c3, "compat-part", "-p", "0") == []
+    assert runtime_error(run(c3, "produce", "compat-part", "-p", "7", input="y\n")) == "partition: 7 not found"
+    # consume --truncate (a cut to the terminal's width: none when piped) and --disable-progressbar
+    # (consume/mod.rs:99-102, 154-156)
+    ok(c3, "produce", "compat-part", "-p", "0", input="z" * 300 + "\n")
+    assert consumed(c3, "compat-part", "-p", "0", "--truncate", "--disable-progressbar") == ["z" * 300]
+    lines = usage_error(run(c3, "consume", "compat-part", "--truncate", "-O", "raw"))
+    assert lines[0] == "error: the argument '--truncate' cannot be used with '--output <OUTPUT>'"

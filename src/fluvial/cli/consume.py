@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
-from fluvial.cli.common import ProfileOpt, err, errors_to_exit, fail, with_client
+from fluvial.cli.common import ProfileOpt, conflict, err, errors_to_exit, fail, with_client
 from fluvial.cli.produce import parse_isolation
 from fluvial.cli.record_format import OUTPUT_TYPES, FullTable, formatter
 from fluvial.client.connect import Fluvial
@@ -18,6 +20,13 @@ from fluvial.protocol.spu import Isolation
 # `-c` is `--consumer` here, as in `fluvio consume`; the cluster address is `--cluster` only.
 ClusterLongOpt = Annotated[str | None, typer.Option(
     "--cluster", metavar="HOST:PORT", help="Address of the SC (default: the current profile's, else 127.0.0.1:9003).")]
+
+
+def truncating(render: Callable[[Any], str | None], width: int) -> Callable[[Any], str | None]:
+    def cut(r: Any) -> str | None:
+        line = render(r)
+        return None if line is None else line[:width]
+    return cut
 
 
 def start_offset(beginning: bool, head: int | None, tail: int | None, start: int | None) -> Offset:
@@ -57,6 +66,10 @@ def consume(
     suppress_unknown: Annotated[bool, typer.Option("--suppress-unknown", help="Skip records the output type cannot show.")] = False,
     output: Annotated[str | None, typer.Option("-O", "--output", help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
     consumer: Annotated[str | None, typer.Option("-c", "--consumer", help="Consumer id: resume from and store its offsets.")] = None,
+    truncate: Annotated[bool, typer.Option(
+        "--truncate", help="Cut each printed record to the terminal's width.")] = False,
+    disable_progressbar: Annotated[bool, typer.Option(
+        "--disable-progressbar", help="Accepted for fluvio's scripts (fluvial shows no progress bar).")] = False,
     table_format: Annotated[str | None, typer.Option(
         "--table-format", metavar="NAME", help="Lay records out by this TableFormat (with -O full-table).")] = None,
     cluster: ClusterLongOpt = None,
@@ -67,6 +80,8 @@ def consume(
     Streams new records until interrupted unless -d is given."""
     if format is not None and output is not None:
         fail("--format and --output cannot be used together")
+    if truncate and (format is not None or output is not None):       # consume/mod.rs: conflicts_with_all
+        conflict("--truncate", "--output <OUTPUT>" if output is not None else "--format <FORMAT>")
     if partition and all_partitions:
         fail("--partition and --all-partitions cannot be used together")
     if end is not None and start is not None and end < start:
@@ -74,6 +89,9 @@ def consume(
     with errors_to_exit():
         offset = start_offset(beginning, head, tail, start)
         render = formatter(output or "dynamic", format, key_value, suppress_unknown)
+        if truncate:        # fluvio cuts to the terminal's width (u16::MAX columns when there is none)
+            render = truncating(render, shutil.get_terminal_size((65535, 0)).columns if sys.stdout.isatty()
+                                else 65535)
         live = not (disable_continuous or end is not None)
         iso = parse_isolation(isolation) if isolation is not None else Isolation.READ_UNCOMMITTED
     config = ConsumerConfig(isolation=iso, disable_continuous=disable_continuous, end_offset=end, consumer_id=consumer,

@@ -84,6 +84,8 @@ def produce(
         "--delivery-semantic", callback=_check_semantic, metavar="SEMANTIC",
         help="at-least-once / AtLeastOnce (retry until acknowledged) or at-most-once / AtMostOnce.")
     ] = "at-least-once",
+    partition: Annotated[int | None, typer.Option(
+        "-p", "--partition", metavar="INTEGER", help="Send every record to this partition.")] = None,
     delivery_timeout: Annotated[str | None, typer.Option(
         "--delivery-timeout", help="Give a record up after retrying this long, e.g. 30s (fluvial).")] = None,
 ) -> None:
@@ -94,7 +96,7 @@ def produce(
         fail("--raw and --key-separator cannot be used together")
     if key_separator == "":
         fail("--key-separator must not be empty")
-    config = ProducerConfig()
+    config = ProducerConfig(partition=partition)
     with errors_to_exit():
         _configure(config, compression, linger, batch_size, max_request_size, isolation, delivery_semantic,
                    delivery_timeout)

@@ -98,6 +98,7 @@ class ProducerConfig:
     max_batch_bytes: int = d.BATCH_MAX_BYTES          # larger records/batches are refused locally, never sent
     idempotent: bool = True
     delivery_semantic: DeliverySemantic = DeliverySemantic.AT_LEAST_ONCE
+    partition: int | None = None           # every record to this partition (Fluvio's SpecificPartitioner)
 
     def batch_limit(self) -> int:
         """The largest batch this producer sends: its max batch size, within the frame limit."""
@@ -240,6 +241,8 @@ class TopicProducer:
         setting = meta.spec.compression_type if meta is not None else md.CompressionAlgorithm.ANY
         config = dataclasses.replace(config, compression=producer_compression(setting, config.compression))
         config.compression_code()                      # an unknown name fails here, before any record
+        if config.partition is not None and not 0 <= config.partition < partitions:
+            raise InvalidConfig(f"partition: {config.partition} not found")     # Fluvio's PartitionNotFound
         pid, epoch = (await allocate_producer_id(client)) if config.idempotent else (b.NO_PRODUCER_ID, -1)
         return cls(client, topic, config, partitions, pid, epoch)
 
@@ -274,7 +277,8 @@ class TopicProducer:
         if self._buffered + size > self.config.max_buffer_bytes:
             await self._wait_space(size)
         n = self._partition_count()
-        p = self._partitioner.partition(k, n, self._writable) if n > 1 else 0
+        p = self.config.partition if self.config.partition is not None else \
+            self._partitioner.partition(k, n, self._writable) if n > 1 else 0
         st = self._state(p)
         if st.open is not None and st.open.bytes + size + b.HEADER_TOTAL_BYTES > self._batch_limit:
             self._seal(st)                   # the open batch and this record would not fit one batch
@@ -327,6 +331,9 @@ class TopicProducer:
     def _group(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None,
                n: int) -> dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]]:
         count = len(values)
+        if self.config.partition is not None:
+            return {self.config.partition: (list(range(count)), list(keys) if keys is not None else None,
+                                            list(values))}
         if (keys is None or all(k is None for k in keys)) and self._writable is None:
             start = self._partitioner.partition(None, n)
             for _ in range(min(count, n) - 1):                 # advance the round-robin as single sends would
