@@ -164,9 +164,9 @@ class ClapTyper(typer.Typer):
         kwargs.setdefault("standalone_mode", False)
         try:
             rv = super().__call__(*args, **kwargs)
-        except ce.NoArgsIsHelpError as e:       # clap's `arg_required_else_help`: the help, exit 2
-            e.show()
-            sys.exit(EXIT_USAGE)
+        except ce.NoArgsIsHelpError as e:       # clap's `arg_required_else_help`: the help, exit 2; but
+            e.show()                            # `fluvio` alone prints its help and exits 0 (bin/main.rs:25-38)
+            sys.exit(0 if e.ctx.parent is None else EXIT_USAGE)
         except ce.UsageError as e:
             usage = e.ctx.get_usage() if e.ctx is not None else None
             sys.stderr.write(clap_usage_text(_clap_message(e), usage))

@@ -210,7 +210,8 @@ class ScServer(srv.TwoPortServer):
         spu = self.spus.get(str(leader.spec.leader)) if leader is not None else None
         if spu is None or spu.spec.id not in self.sessions:
             return
-        for topic in sorted(self.offset_cleanups):
+        while self.offset_cleanups:          # topics deleted meanwhile are taken too
+            topic = min(self.offset_cleanups)
             try:
                 await _delete_topic_offsets(spu.spec.private_endpoint, topic)
             except FluvialError as e:
