@@ -62,7 +62,8 @@ def test_topic_create_list_describe_delete(cluster: Cluster) -> None:
     assert [t["name"] for t in system] == ["consumer-offset"]
 
     desc = json.loads(cluster.fluvial("topic", "describe", "cli-one", "-O", "json").stdout)
-    assert desc["name"] == "cli-one" and desc["partitions"] == 2
+    # fluvio: the list of `Metadata<TopicSpec>` (crates/fluvio-cli/src/client/topic/describe.rs:63-75)
+    assert [d["name"] for d in desc] == ["cli-one"] and desc[0]["spec"] == one["spec"]
     text = cluster.fluvial("topic", "describe", "cli-one").stdout
     assert "Name:cli-one" in text and "Partition Count:2" in text and "Status:provisioned" in text
 

@@ -25,11 +25,10 @@ from fluvial.cli.common import (
     parse_duration,
     parse_size,
     render_table,
-    to_doc,
     with_admin,
 )
 from fluvial.client.admin import Admin, TopicConfig, TopicInfo, topic_info
-from fluvial.errors import AdminError, FluvialError, InvalidConfig
+from fluvial.errors import AdminError, ErrorCode, FluvialError, InvalidConfig, admin_error
 from fluvial.sc import topics as rules
 
 app = typer.Typer(no_args_is_help=True, help="Topic operations.")
@@ -242,9 +241,20 @@ def describe(
     cluster: ClusterOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Print detailed information about a topic."""
-    topic = with_admin(cluster, profile, lambda admin: admin.describe_topic(name))
-    emit(output, to_doc(topic), lambda: "\n".join("  " + line for line in describe_lines(topic)))
+    """Print detailed information about a topic (`-O json|yaml`: `[{name, spec, status}]`, as fluvio's
+    `describe_objects` serialises the list, `topic/describe.rs:63-75`)."""
+    meta = with_admin(cluster, profile, lambda admin: _find(admin, name))
+    topic = topic_info(meta)
+    emit_objects(output, "Topic", [meta], lambda: "\n".join("  " + line for line in describe_lines(topic)), "")
+
+
+async def _find(admin: Admin, name: str) -> Any:
+    """The topic's metadata object, system or not; TopicNotFound when there is none."""
+    for system in (False, True):
+        found = [m for m in await admin.list_objects("Topic", names=[name], system=system) if m.name == name]
+        if found:
+            return found[0]
+    raise admin_error(ErrorCode.TOPIC_NOT_FOUND, name, f'topic "{name}" not found')
 
 
 @app.command("delete")
