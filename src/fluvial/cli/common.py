@@ -263,6 +263,17 @@ def _check_output(value: str) -> str:
     return value
 
 
+def choice(names: Sequence[str], what: str, *, fold_case: bool = True) -> Callable[[str | None], str | None]:
+    """A typer callback: a value outside `names` is a usage error (exit 2), as clap's value parsers."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and (value.lower() if fold_case else value) not in names:
+            raise typer.BadParameter(f"invalid {what} '{value}': one of {', '.join(names)}")
+        return value
+
+    return check
+
+
 OutputOpt = Annotated[str, typer.Option(
     "-O", "--output", metavar="|".join(OUTPUT_FORMATS), callback=_check_output,
     help=f"Output format: {', '.join(OUTPUT_FORMATS)}.")]

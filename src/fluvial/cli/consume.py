@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from fluvial.cli.common import ProfileOpt, conflict, err, errors_to_exit, fail, with_client
-from fluvial.cli.produce import parse_isolation
+from fluvial.cli.common import ProfileOpt, choice, conflict, err, errors_to_exit, fail, with_client
+from fluvial.cli.produce import _check_isolation, parse_isolation
 from fluvial.cli.record_format import OUTPUT_TYPES, FullTable, formatter
 from fluvial.client.connect import Fluvial
 from fluvial.client.consumer import ConsumerConfig, ConsumerStream, Offset, OffsetStrategy
@@ -62,9 +62,11 @@ def consume(
     start: Annotated[int | None, typer.Option("--start", metavar="INTEGER", help="Absolute offset to start from.")] = None,
     end: Annotated[int | None, typer.Option("--end", metavar="INTEGER", help="Stop after this offset (inclusive).")] = None,
     max_bytes: Annotated[int | None, typer.Option("-b", "--maxbytes", help="Max bytes of one fetch.")] = None,
-    isolation: Annotated[str | None, typer.Option("--isolation", help="read_committed or read_uncommitted.")] = None,
+    isolation: Annotated[str | None, typer.Option("--isolation", callback=_check_isolation,
+                                                  help="read_committed or read_uncommitted.")] = None,
     suppress_unknown: Annotated[bool, typer.Option("--suppress-unknown", help="Skip records the output type cannot show.")] = False,
-    output: Annotated[str | None, typer.Option("-O", "--output", help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
+    output: Annotated[str | None, typer.Option("-O", "--output", callback=choice(OUTPUT_TYPES, "output type"),
+                                               help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
     consumer: Annotated[str | None, typer.Option("-c", "--consumer", help="Consumer id: resume from and store its offsets.")] = None,
     truncate: Annotated[bool, typer.Option(
         "--truncate", help="Cut each printed record to the terminal's width.")] = False,

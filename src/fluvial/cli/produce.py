@@ -14,6 +14,7 @@ from fluvial import defaults as d
 from fluvial.cli.common import (
     ClusterOpt,
     ProfileOpt,
+    choice,
     err,
     errors_to_exit,
     fail,
@@ -46,6 +47,12 @@ def parse_semantic(text: str) -> DeliverySemantic:
         raise typer.BadParameter(str(e)) from None
 
 
+def _check_isolation(value: str | None) -> str | None:
+    if value is not None:
+        parse_isolation(value)     # a usage error (exit 2), as clap's value parser
+    return value
+
+
 def _check_semantic(value: str) -> str:
     parse_semantic(value)          # a usage error (exit 2), as clap's value parser
     return value
@@ -72,14 +79,16 @@ def produce(
         "--key-separator", help="Split each line on the first separator into key and value.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Send the whole input as one record.")] = False,
     compression: Annotated[str | None, typer.Option(
-        "--compression", help="none, gzip, snappy, lz4 or zstd.")] = None,
+        "--compression", callback=choice(tuple(Compression.NAMES), "compression"),
+        help="none, gzip, snappy, lz4 or zstd (default: the topic's).")] = None,
     file: Annotated[Path | None, typer.Option("-f", "--file", help="Read records from this file (one per line).")] = None,
     linger: Annotated[str | None, typer.Option("--linger", help="Time to wait before sending a batch, e.g. 150ms.")] = None,
     batch_size: Annotated[str | None, typer.Option("--batch-size", help="Max bytes of a batch.")] = None,
     max_request_size: Annotated[str | None, typer.Option(
         "--max-request-size", help="Max bytes of one batch; a larger record is refused before sending.")] = None,
     isolation: Annotated[str | None, typer.Option(
-        "--isolation", help="read_committed (wait for commit) or read_uncommitted (leader only).")] = None,
+        "--isolation", callback=_check_isolation,
+        help="read_committed (wait for commit) or read_uncommitted (leader only).")] = None,
     delivery_semantic: Annotated[str, typer.Option(
         "--delivery-semantic", callback=_check_semantic, metavar="SEMANTIC",
         help="at-least-once / AtLeastOnce (retry until acknowledged) or at-most-once / AtMostOnce.")

@@ -13,6 +13,7 @@ from fluvial.cli.common import (
     ClusterOpt,
     OutputOpt,
     ProfileOpt,
+    choice,
     conflict,
     emit,
     emit_objects,
@@ -127,7 +128,8 @@ def create(
     max_partition_size: Annotated[str | None, typer.Option(
         "--max-partition-size", metavar="BYTES", help="Max partition size. Ex: 2048, '2 Ki', '10 MiB', '1 GB'.")] = None,
     compression_type: Annotated[str | None, typer.Option(
-        "--compression-type", metavar="TYPE", help="Compression of the topic: none, gzip, snappy, lz4, zstd "
+        "--compression-type", metavar="TYPE", callback=choice(("none", "gzip", "snappy", "lz4", "any", "zstd"),
+                                                              "compression type"), help="Compression of the topic: none, gzip, snappy, lz4, zstd "
         "or any (default: producer's choice).")] = None,
     dry_run: Annotated[bool, typer.Option("-d", "--dry-run", help="Validate the configuration, create nothing.")] = False,
     system: Annotated[bool, typer.Option("-s", "--system", hidden=True, help="Create a system topic.")] = False,
