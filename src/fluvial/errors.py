@@ -229,6 +229,14 @@ class RecordTooLarge(BatchTooLarge):
         self.limit = limit
         self.limit_name = limit_name
 
+    @classmethod
+    def request(cls, size: int, limit: int) -> RecordTooLarge:
+        """Fluvio's text (`producer/error.rs:12` of v0.17.3), with the limit where Fluvio prints the size
+        twice (its format string repeats `{0}`)."""
+        e = cls(size, limit, limit_name="the max request size")
+        FluvialError.__init__(e, f"record size ({size} bytes), exceeded maximum request size ({limit} bytes)")
+        return e
+
 
 class UnknownCompression(FluvialError):
     """Compression bits 5-7 in a batch's attributes."""
@@ -426,6 +434,19 @@ _ADMIN_TEXT: dict[ErrorCode, str] = {           # the Rust client's text when th
 }
 
 
+# How the Rust client's `ApiError` displays these codes, whatever message the SC sent
+# (`crates/fluvio-sc-schema/src/lib.rs:48-76` of v0.17.3): what `fluvio` prints for them.
+API_ERROR_TEXT: dict[ErrorCode, str] = {
+    ErrorCode.TOPIC_ALREADY_EXISTS: "Topic already exists",
+    ErrorCode.TOPIC_NOT_FOUND: "Topic not found",
+    ErrorCode.SMART_MODULE_NOT_FOUND: "SmartModule not found",
+    ErrorCode.TOPIC_INVALID_NAME: "Invalid topic name: topic name may only include lowercase letters (a-z), "
+                                  "numbers (0-9), and hyphens (-).",
+    ErrorCode.TABLE_FORMAT_ALREADY_EXISTS: "TableFormat already exists",
+    ErrorCode.TABLE_FORMAT_NOT_FOUND: "TableFormat not found",
+}
+
+
 class AdminError(FluvialError):
     """The SC refused an admin request. Carries the code, the object's kind and name, and the SC's message
     (or the Rust client's text for the code when the SC sent none)."""
@@ -438,6 +459,11 @@ class AdminError(FluvialError):
         self.name = name
         self.kind = kind
         self.message = text
+
+    @property
+    def fluvio_text(self) -> str:
+        """What `fluvio` prints for this refusal (`API_ERROR_TEXT`, else the SC's message)."""
+        return API_ERROR_TEXT.get(self.code, self.message)
 
 
 class TopicAlreadyExists(AdminError):

@@ -118,7 +118,6 @@ def test_errors_are_one_line_with_nonzero_exit(cluster: Cluster) -> None:
         (("consume", "cli-off", "-p", "9", "-B", "-d"), "no partition 9"),
         (("consume", "cli-kv", "-B", "-d", "--cluster", "127.0.0.1:1"), "127.0.0.1:1"),
         (("produce", "cli-kv", "-c", "127.0.0.1:1"), "127.0.0.1:1"),
-        (("produce", "cli-kv", "--compression", "brotli"), "brotli"),
         (("consume", "cli-kv", "-F", "{{nope}}"), "nope"),
         (("produce", "cli-kv", "--key-separator", ":"), "separator"),
     ]:
@@ -127,6 +126,15 @@ def test_errors_are_one_line_with_nonzero_exit(cluster: Cluster) -> None:
         assert "Traceback" not in res.stderr, (args, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
         assert needle in res.stderr, (args, res.stderr)
+
+
+def test_bad_values_are_usage_errors(cluster: Cluster) -> None:
+    """As clap's value parsers: `error: …`, the usage, exit 2 (crates/fluvio-cli/src/client/produce/mod.rs:88-91,
+    consume/mod.rs:93-102)."""
+    for args in (("produce", "cli-kv", "--compression", "brotli"), ("produce", "cli-kv", "--isolation", "maybe"),
+                 ("consume", "cli-kv", "-O", "xml")):
+        res = cli(cluster, *args, input="x\n", check=False, timeout=60)
+        assert res.returncode == 2 and res.stderr.startswith("error: ") and "Usage: " in res.stderr, (args, res.stderr)
 
 
 def test_help_everywhere(cluster: Cluster) -> None:

@@ -12,7 +12,10 @@ from .cluster import Cluster
 def test_sc_data_dir_and_status(tmp_path: Path) -> None:
     c = Cluster(tmp_path, spus=1)
     meta = tmp_path / "elsewhere"
-    c.fluvial("cluster", "start", "--spu", "1", "--data-dir", str(c.data), "--sc-port", str(c.sc_port),
+    k8 = c.fluvial("cluster", "start", "--k8", "--data-dir", str(c.data), check=False)
+    assert k8.returncode == 1 and "local clusters only" in k8.stderr and not c.data.exists()
+    # `--local` as in `fluvio cluster start --local` (crates/fluvio-cluster/src/cli/start/mod.rs:197-203)
+    c.fluvial("cluster", "start", "--local", "--spu", "1", "--data-dir", str(c.data), "--sc-port", str(c.sc_port),
               "--spu-base-port", str(c.spu_base), "--profile", str(c.profile), "--sc-data-dir", str(meta))
     try:
         assert (meta / "metadata.db").exists() and not (c.data / "sc").exists()
@@ -27,4 +30,5 @@ def test_sc_data_dir_and_status(tmp_path: Path) -> None:
         missing = c.fluvial("spu", "describe", "5009", check=False)
         assert missing.returncode == 1 and "SPU 5009 not found" in missing.stderr
     finally:
-        c.stop()
+        c.fluvial("cluster", "delete", "--force", "--data-dir", str(c.data))     # delete.rs:26-27: --force
+        assert not c.data.exists()

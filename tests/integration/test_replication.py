@@ -333,8 +333,8 @@ def test_cli_settings_describe_elect_and_move(tmp_path: Path) -> None:
         assert p.min_in_sync == 3
         row = wait_for("follower offsets listed", lambda: next(
             (r for r in json.loads(c.fluvial("partition", "list", "-O", "json").stdout)
-             if r["topic"] == "cli" and r["lsr"] == 2), None), c)
-        assert sorted(f["leo"] for f in row["followers"]) == [3, 3]
+             if r["name"] == "cli-0" and r["status"]["lsr"] == 2), None), c)
+        assert sorted(f["leo"] for f in row["status"]["replicas"]) == [3, 3]
         table = c.fluvial("partition", "describe", "cli").stdout
         assert "(leader)" in table and "EPOCH" in table
         preferred = p.replicas[0].spu_id
@@ -381,11 +381,11 @@ def test_second_process_with_a_live_spus_id_is_refused(tmp_path: Path) -> None:
         sc_log = c.data / "logs" / "sc.log"
         wait_for("the twin refused", lambda: "spu_registration_refused spu=5001" in sc_log.read_text(), c)
         spus = json.loads(c.fluvial("spu", "list", "-O", "json").stdout)
-        assert [s["address"] for s in spus if s["id"] == 5001] == [f"127.0.0.1:{first}"]
+        assert [s["spec"]["publicEndpoint"]["port"] for s in spus if s["spec"]["spuId"] == 5001] == [first]
         assert c.fluvial("consume", "fenced", "-B", "-d").stdout.split() == ["one"]
         c.kill("spu-5001")                     # the first goes away: the twin may now register
         wait_for("the twin registered", lambda: any(
-            s["id"] == 5001 and s["address"] == f"127.0.0.1:{other}"
+            s["spec"]["spuId"] == 5001 and s["spec"]["publicEndpoint"]["port"] == other
             for s in json.loads(c.fluvial("spu", "list", "-O", "json").stdout)), c)
     finally:
         c.kill("spu-5001-twin")

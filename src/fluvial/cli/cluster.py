@@ -19,9 +19,11 @@ from rich.console import Console
 
 from fluvial import defaults as d
 from fluvial.cli import profile
-from fluvial.cli.common import out, render_table  # piped output never wraps table rows
+from fluvial.cli.common import fail, out, render_table
+from fluvial.cli.spu import app as spu_app  # piped output never wraps table rows
 
 app = typer.Typer(no_args_is_help=True, help="Start and stop a local cluster.")
+app.add_typer(spu_app, name="spu", help="SPU operations (`fluvio cluster spu …`; also `fluvial spu …`).")
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_DATA_DIR = Path(os.environ.get("FLUVIAL_DATA_DIR", Path.home() / ".fluvial"))
@@ -29,8 +31,7 @@ START_TIMEOUT_SECONDS = 60.0
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+    fail(message, code)
 
 
 def _fluvial_cmd() -> list[str]:
@@ -84,8 +85,13 @@ def start(
     foreground: bool = typer.Option(False, "--foreground", help="Stay attached; Ctrl-C stops the cluster."),
     sc_data_dir: Path | None = typer.Option(None, "--sc-data-dir", help="The SC's metadata here (default "
                                             "DATA_DIR/sc): another filesystem than the SPUs' data."),
+    local: bool = typer.Option(False, "--local", help="fluvio's local installation: what fluvial always starts."),
+    k8: bool = typer.Option(False, "--k8", hidden=True),
+    local_k8: bool = typer.Option(False, "--local-k8", hidden=True),
 ) -> None:
     """Start an SC and SPUs as separate processes; wait until every SPU is online."""
+    if k8 or local_k8:          # fluvio's IntallationTypeOpt (cluster/start/mod.rs:197-215)
+        _fail("fluvial starts local clusters only (--local); there is no Kubernetes installation")
     if spu < 1:
         _fail("--spu must be at least 1")
     data_dir = data_dir.expanduser().resolve()
@@ -174,7 +180,11 @@ def shutdown(data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> N
 
 
 @app.command("delete")
-def delete(data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> None:
+def delete(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir"),
+    force: bool = typer.Option(False, "--force", help="Do not prompt (fluvial never does: accepted for fluvio's "
+                                                      "scripts)."),
+) -> None:
     """Stop the local cluster and remove its data."""
     data_dir = data_dir.expanduser().resolve()
     _stop_all(data_dir)

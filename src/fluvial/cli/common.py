@@ -9,9 +9,11 @@ with errors turned into one line, output formats, and the units of `fluvio`'s fl
 Endpoint: `-c/--cluster HOST:PORT`, else `-P/--profile NAME`, else the current profile of the Fluvio
 profile file (`$FLV_PROFILE_PATH`, else `~/.fluvio/config`), else 127.0.0.1:9003.
 
-Errors: `run` / `errors_to_exit` turn every FluvialError (SC refusals, connection failures, timeouts,
-profile problems), OSError and anything unexpected into ONE line `error: <message>` on stderr and exit 1;
-never a traceback (set FLUVIAL_TRACEBACK=1 to see one).
+Errors, as `fluvio` v0.17.3 reports them (`crates/fluvio-cli/src/bin/main.rs:17-20`: `eprintln!("{e}")`,
+exit 1): `run` / `errors_to_exit` turn every FluvialError (SC refusals, connection failures, timeouts,
+profile problems), OSError and anything unexpected into ONE bare line `<message>` on stderr and exit 1;
+never a traceback (set FLUVIAL_TRACEBACK=1 to see one). Usage errors (bad flags, missing arguments,
+conflicting options) are clap's: `error: …` lines, the usage, exit 2 (`usage_error`, `ClapTyper`).
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ from fluvial import defaults as d
 from fluvial.client import profile as profiles
 from fluvial.client.admin import Admin
 from fluvial.client.connect import DEFAULT_ENDPOINT, parse_endpoint
-from fluvial.errors import FluvialError, InvalidConfig
+from fluvial.errors import AdminError, FluvialError, InvalidConfig
 
 T = TypeVar("T")
 
 CLI_TIMEOUT_SECONDS = d.CLI_CALL_TIMEOUT_SECONDS
 EXIT_ERROR = 1
+EXIT_USAGE = 2              # clap's exit code for a usage error
 EXIT_INTERRUPTED = 130
 
 # -------------------------------------------------------------------------------------------- consoles
@@ -64,12 +67,46 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    """Print `error: MESSAGE` (one line) on stderr and exit with `code`."""
-    err.print(Text.assemble(("error:", "bold red"), " ", one_line(message)))
+    """Print MESSAGE (one bare line, as `fluvio` prints a runtime error) on stderr and exit with `code`."""
+    sys.stderr.write(one_line(message) + "\n")
+    sys.stderr.flush()
     raise typer.Exit(code)
 
 
+class UsageProblem(Exception):
+    """A usage error found after parsing (e.g. two options that conflict): printed as clap prints one,
+    exit 2. `usage_error(ctx, text)` raises it with the command's usage attached."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def usage_error(message: str) -> NoReturn:
+    """Raise a clap-style usage error for the running command (exit 2)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    raise UsageProblem(message, ctx.get_usage() if ctx is not None else None)
+
+
+def conflict(first: str, second: str) -> NoReturn:
+    """clap's text for two arguments that cannot go together (clap 4 `ErrorKind::ArgumentConflict`)."""
+    usage_error(f"the argument '{first}' cannot be used with '{second}'")
+
+
+def clap_usage_text(message: str, usage: str | None) -> str:
+    """clap 4's layout of a usage error: `error: …`, a blank line, `Usage: …`, a blank line, the hint."""
+    lines = [f"error: {message}", ""]
+    if usage:
+        lines += [usage.replace("Usage: ", "Usage: ", 1).rstrip(), ""]
+    lines.append("For more information, try '--help'.")
+    return "\n".join(lines) + "\n"
+
+
 def _message(e: BaseException) -> str:
+    if isinstance(e, AdminError):           # the Rust client's texts: "Topic not found", ...
+        return e.fluvio_text
     text = str(e)
     if isinstance(e, FluvialError | ValueError | typer.BadParameter):      # bad input says what is wrong
         return text or type(e).__name__
@@ -85,7 +122,7 @@ def errors_to_exit() -> Iterator[None]:
     """Any error inside becomes one `error: …` line and exit code 1 (typer.Exit passes through)."""
     try:
         yield
-    except (typer.Exit, typer.Abort, SystemExit):
+    except (typer.Exit, typer.Abort, SystemExit, UsageProblem):
         raise
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -93,6 +130,59 @@ def errors_to_exit() -> Iterator[None]:
         if os.environ.get("FLUVIAL_TRACEBACK"):
             raise
         fail(_message(e))
+
+
+def _clap_message(e: Exception) -> str:
+    """click's usage errors in clap 4's words where they differ."""
+    from typer._click import exceptions as ce
+
+    if isinstance(e, ce.NoSuchOption):
+        return f"unexpected argument '{e.option_name}' found"
+    if isinstance(e, ce.MissingParameter) and e.param is not None:
+        hint = e.param.get_error_hint().strip("'")
+        if getattr(e.param, "param_type_name", "") == "argument":
+            return f"the following required arguments were not provided:\n  <{hint.strip('{}')}>"
+        return f"the following required arguments were not provided:\n  {hint} <{(e.param.name or '').upper()}>"
+    if isinstance(e, ce.BadParameter):
+        hint = e.param.get_error_hint() if e.param is not None else (e.param_hint or "")
+        hint = hint if isinstance(hint, str) else "/".join(hint)
+        return f"invalid value for {hint}: {e.message}" if hint else f"invalid value: {e.message}"
+    message = e.format_message() if isinstance(e, ce.ClickException) else str(e)
+    if message.startswith("Got unexpected extra argument"):
+        extra = message[message.find("(") + 1:message.rfind(")")]
+        return f"unexpected argument '{extra}' found"
+    return message
+
+
+class ClapTyper(typer.Typer):
+    """The root app: usage errors as clap prints them (`error: …`, the usage, a hint; exit 2) instead of
+    typer's boxed panel; everything else as typer does."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from typer._click import exceptions as ce
+
+        kwargs.setdefault("standalone_mode", False)
+        try:
+            rv = super().__call__(*args, **kwargs)
+        except ce.NoArgsIsHelpError as e:       # clap's `arg_required_else_help`: the help, exit 2; but
+            e.show()                            # `fluvio` alone prints its help and exits 0 (bin/main.rs:25-38)
+            sys.exit(0 if e.ctx.parent is None else EXIT_USAGE)
+        except ce.UsageError as e:
+            usage = e.ctx.get_usage() if e.ctx is not None else None
+            sys.stderr.write(clap_usage_text(_clap_message(e), usage))
+            sys.exit(EXIT_USAGE)
+        except UsageProblem as e:
+            sys.stderr.write(clap_usage_text(str(e), e.usage))
+            sys.exit(EXIT_USAGE)
+        except ce.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            sys.stderr.write("Aborted!\n")
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -111,10 +201,18 @@ ProfileOpt = Annotated[str | None, typer.Option(
     "-P", "--profile", metavar="NAME", help="Use this profile of the Fluvio profile file.")]
 
 
+# `fluvio -c HOST:PORT topic list`: fluvio's ClusterTarget sits before the subcommand
+# (`crates/fluvio-cli/src/lib.rs:88-110`, `fluvio-extension-common/src/lib.rs:118-121` of v0.17.3); the
+# root command stores it here and every subcommand uses it unless it names its own.
+ROOT_TARGET: dict[str, str | None] = {"cluster": None, "profile": None}
+
+
 def resolve_endpoint(cluster: str | None = None, profile: str | None = None,
                      profile_file: Path | None = None) -> tuple[str, int]:
     """The SC to talk to: explicit address, else the named profile, else the current profile, else the
-    local default."""
+    local default (a subcommand's own -c/-P first, then the root's)."""
+    if not cluster and not profile:
+        cluster, profile = ROOT_TARGET["cluster"], ROOT_TARGET["profile"]
     if cluster and profile:
         raise InvalidConfig("give either --cluster or --profile, not both")
     if cluster:
@@ -156,21 +254,24 @@ def with_client(cluster: str | None, profile: str | None, call: Callable[[Any], 
 # ---------------------------------------------------------------------------------------------- output
 
 
-def _yaml_available() -> bool:
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-OUTPUT_FORMATS: tuple[str, ...] = ("table", "json", "yaml") if _yaml_available() else ("table", "json")
+OUTPUT_FORMATS: tuple[str, ...] = ("table", "json", "yaml")
 
 
 def _check_output(value: str) -> str:
     if value not in OUTPUT_FORMATS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     return value
+
+
+def choice(names: Sequence[str], what: str, *, fold_case: bool = True) -> Callable[[str | None], str | None]:
+    """A typer callback: a value outside `names` is a usage error (exit 2), as clap's value parsers."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and (value.lower() if fold_case else value) not in names:
+            raise typer.BadParameter(f"invalid {what} '{value}': one of {', '.join(names)}")
+        return value
+
+    return check
 
 
 OutputOpt = Annotated[str, typer.Option(
@@ -227,6 +328,21 @@ def emit(fmt: str, doc: Any, table: Callable[[], Table | str], empty_message: st
             out.print(t, markup=False) if isinstance(t, str) else out.print(t)
         # rich pads every cell, the last one too: drop the trailing blanks
         sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def emit_objects(fmt: str, label: str, objects: Sequence[Any], table: Callable[[], Table | str],
+                 empty_message: str) -> None:
+    """A list of SC objects as `fluvio` prints one: JSON/YAML of `Metadata<S>` in fluvio's serde shape
+    (`serde_shape`), or the table; `empty_message` alone when there are none, whatever the format (as
+    `fluvio`'s `format_response_output` does)."""
+    from fluvial.cli import serde_shape
+
+    if not objects:
+        out.print(empty_message, markup=False)
+    elif fmt in ("json", "yaml"):
+        sys.stdout.write(serde_shape.dumps([serde_shape.metadata_doc(label, m) for m in objects], fmt) + "\n")
+    else:
+        emit("table", None, table)
 
 
 # ---------------------------------------------------------------------------------------------- units

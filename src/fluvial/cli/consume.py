@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from fluvial.cli import smartmodule as sm
-from fluvial.cli.common import ProfileOpt, err, errors_to_exit, fail, with_client
-from fluvial.cli.produce import parse_isolation
-from fluvial.cli.record_format import OUTPUT_TYPES, formatter
+from fluvial.cli.common import ProfileOpt, choice, conflict, err, errors_to_exit, fail, with_client
+from fluvial.cli.produce import _check_isolation, parse_isolation
+from fluvial.cli.record_format import OUTPUT_TYPES, FullTable, formatter
 from fluvial.client.connect import Fluvial
 from fluvial.client.consumer import ConsumerConfig, ConsumerStream, Offset, OffsetStrategy
+from fluvial.errors import InvalidConfig
 from fluvial.protocol.spu import Isolation
 
 # `-c` is `--consumer` here, as in `fluvio consume`; the cluster address is `--cluster` only.
 ClusterLongOpt = Annotated[str | None, typer.Option(
     "--cluster", metavar="HOST:PORT", help="Address of the SC (default: the current profile's, else 127.0.0.1:9003).")]
+
+
+def truncating(render: Callable[[Any], str | None], width: int) -> Callable[[Any], str | None]:
+    def cut(r: Any) -> str | None:
+        line = render(r)
+        return None if line is None else line[:width]
+    return cut
 
 
 def start_offset(beginning: bool, head: int | None, tail: int | None, start: int | None) -> Offset:
@@ -53,9 +63,11 @@ def consume(
     start: Annotated[int | None, typer.Option("--start", metavar="INTEGER", help="Absolute offset to start from.")] = None,
     end: Annotated[int | None, typer.Option("--end", metavar="INTEGER", help="Stop after this offset (inclusive).")] = None,
     max_bytes: Annotated[int | None, typer.Option("-b", "--maxbytes", help="Max bytes of one fetch.")] = None,
-    isolation: Annotated[str | None, typer.Option("--isolation", help="read_committed or read_uncommitted.")] = None,
+    isolation: Annotated[str | None, typer.Option("--isolation", callback=_check_isolation,
+                                                  help="read_committed or read_uncommitted.")] = None,
     suppress_unknown: Annotated[bool, typer.Option("--suppress-unknown", help="Skip records the output type cannot show.")] = False,
-    output: Annotated[str | None, typer.Option("-O", "--output", help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
+    output: Annotated[str | None, typer.Option("-O", "--output", callback=choice(OUTPUT_TYPES, "output type"),
+                                               help=f"Output type: {', '.join(OUTPUT_TYPES)}.")] = None,
     consumer: Annotated[str | None, typer.Option("-c", "--consumer", help="Consumer id: resume from and store its offsets.")] = None,
     smartmodule: sm.SmartModuleOpt = None,
     smartmodule_path: sm.SmartModulePathOpt = None,
@@ -63,6 +75,12 @@ def consume(
     params: sm.ParamsOpt = None,
     transforms: sm.TransformsOpt = None,
     transforms_line: sm.TransformsLineOpt = None,
+    truncate: Annotated[bool, typer.Option(
+        "--truncate", help="Cut each printed record to the terminal's width.")] = False,
+    disable_progressbar: Annotated[bool, typer.Option(
+        "--disable-progressbar", help="Accepted for fluvio's scripts (fluvial shows no progress bar).")] = False,
+    table_format: Annotated[str | None, typer.Option(
+        "--table-format", metavar="NAME", help="Lay records out by this TableFormat (with -O full-table).")] = None,
     cluster: ClusterLongOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
@@ -71,6 +89,8 @@ def consume(
     Streams new records until interrupted unless -d is given."""
     if format is not None and output is not None:
         fail("--format and --output cannot be used together")
+    if truncate and (format is not None or output is not None):       # consume/mod.rs: conflicts_with_all
+        conflict("--truncate", "--output <OUTPUT>" if output is not None else "--format <FORMAT>")
     if partition and all_partitions:
         fail("--partition and --all-partitions cannot be used together")
     if end is not None and start is not None and end < start:
@@ -78,6 +98,10 @@ def consume(
     with errors_to_exit():
         offset = start_offset(beginning, head, tail, start)
         render = formatter(output or "dynamic", format, key_value, suppress_unknown)
+        if truncate:        # fluvio cuts to the terminal's width (u16::MAX columns when there is none)
+            render = truncating(render, shutil.get_terminal_size((65535, 0)).columns if sys.stdout.isatty()
+                                else 65535)
+        live = not (disable_continuous or end is not None)
         iso = parse_isolation(isolation) if isolation is not None else Isolation.READ_UNCOMMITTED
         chain = sm.invocations(smartmodule, smartmodule_path, aggregate_initial, params, transforms, transforms_line)
     config = ConsumerConfig(isolation=iso, disable_continuous=disable_continuous, end_offset=end, consumer_id=consumer,
@@ -87,11 +111,22 @@ def consume(
         config.max_bytes = max_bytes
     if sys.stdout.isatty():
         err.print(f"Consuming records from '{topic}'", style="bold", markup=False)
-    with_client(cluster, profile, lambda client: _consume(client, topic, partition or None, offset, config, render))
+    with_client(cluster, profile, lambda client: _consume(client, topic, partition or None, offset, config, render,
+                                                          table_format, live))
 
 
 async def _consume(client: Fluvial, topic: str, partitions: list[int] | None, offset: Offset,
-                   config: ConsumerConfig, render: object) -> None:
+                   config: ConsumerConfig, render: object, table_format: str | None = None,
+                   live: bool = True) -> None:
+    if table_format is not None:           # fluvio looks it up first (`consume/mod.rs:248-275`)
+        async with await client.admin() as admin:
+            found = [m for m in await admin.list_table_formats() if m.name == table_format]
+        if not found:
+            raise InvalidConfig(f"TableFormat not found: {table_format}")
+        if isinstance(render, FullTable):
+            render = FullTable.of(found[0].spec, live=live)
+    elif isinstance(render, FullTable):
+        render.live = live
     consumer = await client.consumer(topic, partitions)
     stream = await consumer.stream(offset, config)
     try:
@@ -109,6 +144,9 @@ async def _print(stream: ConsumerStream, render: object) -> None:
         while True:
             records = await stream.next_batch()
             if not records:
+                final = render.finish() if isinstance(render, FullTable) else None
+                if final:
+                    write(final + "\n")
                 return
             lines = [line for line in map(render, records) if line is not None]  # type: ignore[arg-type]
             if lines:

@@ -38,8 +38,10 @@ def consumer_rows(offsets: list[StoredOffset], now: float) -> list[list[str]]:
 def list_(output: OutputOpt = "table", cluster: ClusterOpt = None, profile: ProfileOpt = None) -> None:
     """List the consumers and the offsets they stored."""
     offsets = with_client(cluster, profile, lambda c: list_consumer_offsets(c, timeout=c.timeout))
-    emit(output, to_doc(offsets), lambda: render_table(LIST_HEADER, consumer_rows(offsets, time.time())),
-         "No consumers found", empty=not offsets)
+    if not offsets:                    # whatever -O says, as fluvio (consumer/list.rs)
+        out.print("No consumers found", markup=False)
+        return
+    emit(output, to_doc(offsets), lambda: render_table(LIST_HEADER, consumer_rows(offsets, time.time())))
 
 
 @app.command("delete")

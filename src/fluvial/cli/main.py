@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fluvial import __version__
 from fluvial.cli.cluster import app as cluster_app
+from fluvial.cli.common import ROOT_TARGET, ClapTyper, fail
 from fluvial.cli.consume import consume
 from fluvial.cli.consumer_cmd import app as consumer_app
 from fluvial.cli.partition import app as partition_app
@@ -20,11 +21,12 @@ from fluvial.cli.profile_cmd import app as profile_app
 from fluvial.cli.run import app as run_app
 from fluvial.cli.smartmodule import app as smartmodule_app
 from fluvial.cli.spu import app as spu_app
+from fluvial.cli.table_format import app as table_format_app
 from fluvial.cli.topic import app as topic_app
 from fluvial.storage.fileio import OS_IO
 from fluvial.storage.validator import find_replica_dirs, verify_replica_dir
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="fluvial: the Fluvio streaming platform in Python.")
+app = ClapTyper(no_args_is_help=True, add_completion=False, help="fluvial: the Fluvio streaming platform in Python.")
 storage_app = typer.Typer(no_args_is_help=True, help="Inspect replica storage on disk.")
 app.add_typer(storage_app, name="storage")
 app.add_typer(cluster_app, name="cluster")
@@ -38,14 +40,21 @@ app.command("consume")(consume)
 app.add_typer(consumer_app, name="consumer")
 app.add_typer(smartmodule_app, name="smartmodule")
 app.add_typer(smartmodule_app, name="sm", hidden=True)      # fluvio's short form
+app.add_typer(table_format_app, name="table-format")
+app.add_typer(table_format_app, name="tf", hidden=True)       # fluvio's visible alias
 
 out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+@app.callback()
+def root(
+    cluster: str | None = typer.Option(None, "-c", "--cluster", metavar="HOST:PORT",
+                                       help="Address of the SC, for every command (as `fluvio -c`)."),
+    profile: str | None = typer.Option(None, "-P", "--profile", metavar="NAME",
+                                       help="Use this profile of the Fluvio profile file, for every command."),
+) -> None:
+    """fluvial: the Fluvio streaming platform in Python."""
+    ROOT_TARGET["cluster"], ROOT_TARGET["profile"] = cluster, profile
 
 
 @app.command()

@@ -12,6 +12,7 @@ from fluvial.cli.common import (
     OutputOpt,
     ProfileOpt,
     emit,
+    emit_objects,
     errors_to_exit,
     format_bytes,
     out,
@@ -19,7 +20,7 @@ from fluvial.cli.common import (
     to_doc,
     with_admin,
 )
-from fluvial.client.admin import PartitionInfo
+from fluvial.client.admin import PartitionInfo, partition_info
 from fluvial.errors import InvalidConfig
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol.metadata import PARTITION_SIZE_ERROR, PARTITION_SIZE_NOT_SUPPORTED
@@ -62,10 +63,11 @@ def list_(
     profile: ProfileOpt = None,
 ) -> None:
     """List all of the partitions in the cluster."""
-    parts = with_admin(cluster, profile, lambda admin: admin.list_partitions(system=system))
-    docs = [{**to_doc(p), "status": p.status} for p in parts]
-    emit(output, docs, lambda: render_table(LIST_HEADER, map(partition_row, parts)), "No partitions found",
-         empty=not parts)
+    objects = with_admin(cluster, profile, lambda admin: admin.list_objects("Partition", system=system))
+    pairs = sorted(((partition_info(m), m) for m in objects), key=lambda pm: (pm[0].topic, pm[0].partition))
+    parts = [p for p, _m in pairs]
+    emit_objects(output, "Partition", [m for _p, m in pairs],
+                 lambda: render_table(LIST_HEADER, map(partition_row, parts)), "No partitions found")
 
 
 DESCRIBE_HEADER = ("TOPIC", "PARTITION", "LEADER", "EPOCH", "RESOLUTION", "HW", "LEO", "ISR", "MIN ISR",

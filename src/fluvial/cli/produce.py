@@ -15,6 +15,7 @@ from fluvial.cli import smartmodule as sm
 from fluvial.cli.common import (
     ClusterOpt,
     ProfileOpt,
+    choice,
     err,
     errors_to_exit,
     fail,
@@ -25,6 +26,7 @@ from fluvial.cli.common import (
 )
 from fluvial.client.connect import Fluvial
 from fluvial.client.producer import DeliverySemantic, ProducerConfig, TopicProducer
+from fluvial.errors import InvalidConfig
 from fluvial.protocol.records import Compression
 from fluvial.protocol.spu import Isolation
 
@@ -39,10 +41,22 @@ def parse_isolation(text: str) -> Isolation:
 
 
 def parse_semantic(text: str) -> DeliverySemantic:
+    """Fluvio's spellings (`producer/config.rs:233-243`): at-most-once, at_most_once, AtMostOnce, …"""
     try:
-        return DeliverySemantic(text.replace("_", "-").lower())
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: use at-least-once or at-most-once") from None
+        return DeliverySemantic.parse(text)
+    except InvalidConfig as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _check_isolation(value: str | None) -> str | None:
+    if value is not None:
+        parse_isolation(value)     # a usage error (exit 2), as clap's value parser
+    return value
+
+
+def _check_semantic(value: str) -> str:
+    parse_semantic(value)          # a usage error (exit 2), as clap's value parser
+    return value
 
 
 def split_line(line: bytes, separator: bytes | None, key: bytes | None) -> tuple[bytes | None, bytes]:
@@ -66,15 +80,22 @@ def produce(
         "--key-separator", help="Split each line on the first separator into key and value.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Send the whole input as one record.")] = False,
     compression: Annotated[str | None, typer.Option(
-        "--compression", help="none, gzip, snappy, lz4 or zstd.")] = None,
+        "--compression", callback=choice(tuple(Compression.NAMES), "compression"),
+        help="none, gzip, snappy, lz4 or zstd (default: the topic's).")] = None,
     file: Annotated[Path | None, typer.Option("-f", "--file", help="Read records from this file (one per line).")] = None,
     linger: Annotated[str | None, typer.Option("--linger", help="Time to wait before sending a batch, e.g. 150ms.")] = None,
     batch_size: Annotated[str | None, typer.Option("--batch-size", help="Max bytes of a batch.")] = None,
-    max_request_size: Annotated[str | None, typer.Option("--max-request-size", help="Max bytes of one request.")] = None,
+    max_request_size: Annotated[str | None, typer.Option(
+        "--max-request-size", help="Max bytes of one batch; a larger record is refused before sending.")] = None,
     isolation: Annotated[str | None, typer.Option(
-        "--isolation", help="read_committed (wait for commit) or read_uncommitted (leader only).")] = None,
+        "--isolation", callback=_check_isolation,
+        help="read_committed (wait for commit) or read_uncommitted (leader only).")] = None,
     delivery_semantic: Annotated[str, typer.Option(
-        "--delivery-semantic", help="at-least-once (retry until acknowledged) or at-most-once.")] = "at-least-once",
+        "--delivery-semantic", callback=_check_semantic, metavar="SEMANTIC",
+        help="at-least-once / AtLeastOnce (retry until acknowledged) or at-most-once / AtMostOnce.")
+    ] = "at-least-once",
+    partition: Annotated[int | None, typer.Option(
+        "-p", "--partition", metavar="INTEGER", help="Send every record to this partition.")] = None,
     delivery_timeout: Annotated[str | None, typer.Option(
         "--delivery-timeout", help="Give a record up after retrying this long, e.g. 30s (fluvial).")] = None,
     smartmodule: sm.SmartModuleOpt = None,
@@ -91,7 +112,7 @@ def produce(
         fail("--raw and --key-separator cannot be used together")
     if key_separator == "":
         fail("--key-separator must not be empty")
-    config = ProducerConfig()
+    config = ProducerConfig(partition=partition)
     with errors_to_exit():
         _configure(config, compression, linger, batch_size, max_request_size, isolation, delivery_semantic,
                    delivery_timeout)
@@ -111,8 +132,9 @@ def _configure(config: ProducerConfig, compression: str | None, linger: str | No
         config.linger_seconds = parse_seconds(linger)
     if batch_size is not None:
         config.batch_size_bytes = parse_size(batch_size)
-    if max_request_size is not None:
-        config.max_request_bytes = parse_size(max_request_size)
+    if max_request_size is not None:       # Fluvio's max_request_size bounds one batch (`memory_batch.rs`)
+        config.max_batch_bytes = parse_size(max_request_size)
+        config.max_request_bytes = min(config.max_request_bytes, config.max_batch_bytes)
     if isolation is not None:
         config.isolation = parse_isolation(isolation)
     config.delivery_semantic = parse_semantic(semantic)
@@ -191,14 +213,27 @@ async def _produce_stream(producer: TopicProducer, stream: IO[bytes], sep: bytes
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+PROMPT = "> "
+OK_LINE = "\x1b[32mOk!\x1b[0m\n"      # Fluvio's `print_cli_ok!` (fluvio-types `macros.rs:38-42`)
+
+
 async def _produce_interactive(producer: TopicProducer, sep: bytes | None, key: bytes | None, verbose: bool) -> None:
-    err.print("Type one record per line; Ctrl-D to finish.", markup=False)
+    """As `fluvio produce` on a terminal (`produce/mod.rs:399-421` of v0.17.3): `> ` on stderr, each line
+    sent (and, unless at-most-once, acknowledged), then a green `Ok!` on stdout and the next prompt."""
+    wait = producer.config.delivery_semantic is not DeliverySemantic.AT_MOST_ONCE
+    sys.stderr.write(PROMPT)
+    sys.stderr.flush()
     while True:
         line = await asyncio.to_thread(sys.stdin.buffer.readline)
         if not line:
             return
-        await _send_lines(producer, [_strip(line)], sep, key, verbose)
-        out.print("Ok!", markup=False) if not verbose else None
+        delivery = await _enqueue(producer, [_strip(line)], sep, key, verbose)
+        if wait:
+            await delivery
+        sys.stdout.write(OK_LINE)
+        sys.stdout.flush()
+        sys.stderr.write(PROMPT)
+        sys.stderr.flush()
 
 
 async def _produce_file(producer: TopicProducer, file: Path, sep: bytes | None, key: bytes | None, raw: bool,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from fluvial.client.batchcodec import ConsumerRecord
 
-OUTPUT_TYPES = ("dynamic", "text", "binary", "json", "raw", "table")
+OUTPUT_TYPES = ("dynamic", "text", "binary", "json", "raw", "table", "full-table")
 _TEMPLATE_VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 TEMPLATE_VARS = ("key", "value", "offset", "partition", "time")
 
@@ -110,6 +110,8 @@ def formatter(output: str = "dynamic", template: str | None = None, key_value: b
         raise ValueError(f"unknown output type {output!r}: use {', '.join(OUTPUT_TYPES)}")
     if output == "table":
         return table_formatter()
+    if output == "full-table":
+        return FullTable(None)
 
     def render(r: ConsumerRecord) -> str | None:
         value = format_value(r.value, output, suppress_unknown)
@@ -118,3 +120,76 @@ def formatter(output: str = "dynamic", template: str | None = None, key_value: b
         return f"[{text(r.key)}] {value}" if key_value else value
 
     return render
+
+
+class FullTable:
+    """`-O full-table` (`consume/table_format.rs`, `record_format.rs:149-230` of v0.17.3): JSON object
+    records (or arrays of them) are rows under the TableFormat's columns (header label, else key path;
+    without a TableFormat, the first record's keys); a record whose primary-key columns match an earlier
+    row replaces that row. fluvio draws this as a full-screen terminal UI; fluvial prints it as text:
+    the whole table once the stream ends (`-d`, `--end`), or, while streaming, each new or changed row as
+    it arrives (under the header, printed once)."""
+
+    def __init__(self, columns: list[tuple[str, str, bool]] | None = None, *, live: bool = False) -> None:
+        self.columns = columns            # (key path, header label, primary key); None: from the first record
+        self.rows: list[dict[str, str]] = []
+        self.live = live
+        self._header_printed = False
+
+    @classmethod
+    def of(cls, spec: object | None, *, live: bool = False) -> FullTable:
+        cols = getattr(spec, "columns", None)
+        if not cols:
+            return cls(None, live=live)
+        return cls([(c.key_path, c.header_label or c.key_path, bool(c.primary_key)) for c in cols], live=live)
+
+    @staticmethod
+    def _cell(v: object) -> str:
+        return v if isinstance(v, str) else json.dumps(v)
+
+    def update(self, obj: dict[str, object]) -> dict[str, str]:
+        """Add the row, or replace the row with the same primary-key values; returns the row."""
+        if self.columns is None:
+            self.columns = [(k, k, False) for k in obj]
+        row = {k: self._cell(v) for k, v in obj.items()}
+        keys = [path for path, _label, primary in self.columns if primary]
+        if keys:
+            for i, old in enumerate(self.rows):
+                if all(old.get(k) == row.get(k) for k in keys):
+                    self.rows[i] = row
+                    return row
+        self.rows.append(row)
+        return row
+
+    def _line(self, cells: list[str], widths: list[int] | None = None) -> str:
+        if widths is None:
+            return "  ".join(cells).rstrip()
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    def _cells(self, row: dict[str, str]) -> list[str]:
+        return [row.get(path, "") for path, _l, _p in self.columns or []]
+
+    def __call__(self, r: ConsumerRecord) -> str | None:
+        try:
+            doc = json.loads(r.value)
+        except (ValueError, UnicodeDecodeError) as e:
+            return f"error parsing record as json: {e}"
+        objs = doc if isinstance(doc, list) else [doc]
+        if not all(isinstance(o, dict) for o in objs):
+            return "error: Unable to parse json as object map or array of objects"
+        rows = [self.update(o) for o in objs]          # type: ignore[arg-type]
+        if not self.live:
+            return None
+        lines = [self._line(self._cells(row)) for row in rows]
+        if not self._header_printed:
+            self._header_printed = True
+            lines.insert(0, self._line([label for _p, label, _k in self.columns or []]))
+        return "\n".join(lines)
+
+    def finish(self) -> str | None:
+        """The whole table (streams that end), or None (live output already printed it)."""
+        if self.live or self.columns is None:
+            return None
+        table = [[label for _p, label, _k in self.columns], *(self._cells(row) for row in self.rows)]
+        widths = [max(len(line[i]) for line in table) for i in range(len(self.columns))]
+        return "\n".join(self._line(line, widths) for line in table)

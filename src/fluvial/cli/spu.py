@@ -12,12 +12,13 @@ from fluvial.cli.common import (
     OutputOpt,
     ProfileOpt,
     emit,
+    emit_objects,
     errors_to_exit,
     render_table,
     to_doc,
     with_admin,
 )
-from fluvial.client.admin import SpuInfo
+from fluvial.client.admin import SpuInfo, spu_info
 from fluvial.errors import InvalidConfig
 
 app = typer.Typer(no_args_is_help=True, help="SPU operations.")
@@ -34,9 +35,9 @@ def spu_row(s: SpuInfo) -> list[str]:
 @app.command("list")
 def list_(output: OutputOpt = "table", cluster: ClusterOpt = None, profile: ProfileOpt = None) -> None:
     """List all SPUs known by this cluster."""
-    spus = with_admin(cluster, profile, lambda admin: admin.list_spus())
-    docs = [{**to_doc(s), "online": s.online} for s in spus]
-    emit(output, docs, lambda: render_table(LIST_HEADER, map(spu_row, spus)), "no spu", empty=not spus)
+    objects = sorted(with_admin(cluster, profile, lambda admin: admin.list_objects("SPU")), key=lambda m: m.spec.id)
+    spus = [spu_info(m) for m in objects]
+    emit_objects(output, "SPU", objects, lambda: render_table(LIST_HEADER, map(spu_row, spus)), "no spu")
 
 
 @app.command("describe")

@@ -51,6 +51,9 @@ class TopicConfig:
     dry_run: bool = False                      # validate only, create nothing
     min_in_sync_replicas: int | None = None    # fluvial-only: None = min(2, replication)
     unclean_leader_election: bool = False      # fluvial-only: may elect a replica outside the ISR
+    # explicit placement ((partition, (SPU ids, leader first)), ...): an "assigned" topic; then
+    # partitions/replication/ignore_rack_assignment are not used
+    replica_assignment: tuple[tuple[int, tuple[int, ...]], ...] | None = None
 
     def __post_init__(self) -> None:
         problem = self.problem()
@@ -74,12 +77,16 @@ class TopicConfig:
         return None
 
     def to_spec(self) -> md.TopicSpec:
-        """The wire `TopicSpec` (computed replica assignment)."""
+        """The wire `TopicSpec` (computed replica assignment, or assigned with `replica_assignment`)."""
         storage = None
         if self.segment_size is not None or self.max_partition_size is not None:
             storage = md.TopicStorageConfig(self.segment_size, self.max_partition_size)
+        replicas: md.ReplicaSpec = md.TopicReplicaParam(self.partitions, self.replication,
+                                                        self.ignore_rack_assignment)
+        if self.replica_assignment is not None:
+            replicas = md.PartitionMaps([md.PartitionMap(p, list(spus), None) for p, spus in self.replica_assignment])
         return md.TopicSpec(
-            replicas=md.TopicReplicaParam(self.partitions, self.replication, self.ignore_rack_assignment),
+            replicas=replicas,
             cleanup_policy=(md.SegmentBasedPolicy(self.retention_time) if self.retention_time is not None
                             else None),
             storage=storage,
@@ -159,7 +166,8 @@ class SpuInfo:
         return self.resolution is md.SpuResolution.ONLINE
 
 
-def _topic_info(m: Any) -> TopicInfo:
+def topic_info(m: Any) -> TopicInfo:
+    """A Topic metadata object as a TopicInfo."""
     spec: md.TopicSpec = m.spec
     r = spec.replicas
     computed = isinstance(r, md.TopicReplicaParam)
@@ -182,7 +190,8 @@ def _topic_info(m: Any) -> TopicInfo:
     )
 
 
-def _partition_info(m: Any) -> PartitionInfo:
+def partition_info(m: Any) -> PartitionInfo:
+    """A Partition metadata object as a PartitionInfo."""
     topic, sep, part = m.name.rpartition("-")
     if not sep or not part.isdigit():
         topic, part = m.name, "-1"
@@ -200,7 +209,8 @@ def _public_address(spec: md.SpuSpec) -> str:
     return f"{public_host(spec)}:{spec.public_endpoint.port}"
 
 
-def _spu_info(m: Any, leads: int = 0) -> SpuInfo:
+def spu_info(m: Any, leads: int = 0) -> SpuInfo:
+    """An SPU metadata object as an SpuInfo."""
     spec: md.SpuSpec = m.spec
     return SpuInfo(id=spec.id, name=m.name, resolution=m.status.resolution, spu_type=spec.spu_type, rack=spec.rack,
                    address=_public_address(spec),
@@ -259,7 +269,8 @@ class Admin:
 
     async def list_objects(self, label: str, *, names: list[str] | None = None, system: bool = False,
                            timeout: float | None = None) -> list[Any]:
-        """Raw metadata objects (`scp.OBJECT_TYPES[label].metadata`) of "Topic", "Partition" or "SPU".
+        """Raw metadata objects (`scp.OBJECT_TYPES[label].metadata`) of "Topic", "Partition", "SPU" or
+        "TableFormat".
         `names`: objects whose name contains one of them (the SC's filter); `system`: system objects only
         (topics and partitions), else non-system ones."""
         r = await self._call(scp.ScApiKey.LIST, label, scp.ListRequest(list(names or []), False, system), timeout)
@@ -324,6 +335,32 @@ class Admin:
         await self._admin_call(fa.MOVE_PARTITION, fa.MovePartitionRequest(topic, partition, list(replicas)),
                                f"{topic}-{partition}", "partition")
 
+    async def add_partitions(self, name: str, count: int, *, timeout: float | None = None) -> dict[int, tuple[int, ...]]:
+        """Grow computed topic `name` by `count` partitions (SC Update API 1006, `AddPartition`); returns
+        the new partitions' replicas {partition: SPU ids, leader first} once they are online."""
+        before = set((await self.describe_topic(name, timeout=timeout)).replica_map)
+        req = scp.TopicUpdateRequest(name, scp.AddPartition(count))
+        if timeout is None:
+            timeout = max(self.timeout, d.TOPIC_WAIT_SECONDS + CREATE_TIMEOUT_MARGIN_SECONDS)
+        await self._status_call(scp.ScApiKey.UPDATE, "Topic", req, name, timeout)
+        after = (await self.describe_topic(name)).replica_map
+        return {p: r for p, r in after.items() if p not in before}
+
+    # --------------------------------------------------------------------------------- table formats
+
+    async def create_table_format(self, spec: md.TableFormatSpec, *, timeout: float | None = None) -> None:
+        """Store a TableFormat (how `consume -O full-table` lays records out); named by `spec.name`."""
+        req = scp.TABLE_FORMAT.create_request(name=spec.name, dry_run=False, timeout_ms=None, spec=spec)
+        await self._status_call(scp.ScApiKey.CREATE, "TableFormat", req, spec.name, timeout)
+
+    async def list_table_formats(self, *, timeout: float | None = None) -> list[Any]:
+        """TableFormat metadata objects (name, spec, status), sorted by name."""
+        return sorted(await self.list_objects("TableFormat", timeout=timeout), key=lambda m: m.name)
+
+    async def delete_table_format(self, name: str, *, timeout: float | None = None) -> None:
+        req = scp.TABLE_FORMAT.delete_request(key=name, force=False)
+        await self._status_call(scp.ScApiKey.DELETE, "TableFormat", req, name, timeout)
+
     async def delete_topic(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:
         """Delete topic `name` (TopicNotFound if there is none). `force` is needed for system topics."""
         req = scp.TOPIC.delete_request(key=name, force=force)
@@ -334,7 +371,7 @@ class Admin:
         """Topics sorted by name; with `names`, only the topics with exactly those names."""
         objs = await self.list_objects("Topic", names=names, system=system, timeout=timeout)
         wanted = set(names or ())
-        return sorted((_topic_info(m) for m in objs if not wanted or m.name in wanted), key=lambda t: t.name)
+        return sorted((topic_info(m) for m in objs if not wanted or m.name in wanted), key=lambda t: t.name)
 
     async def describe_topic(self, name: str, *, timeout: float | None = None) -> TopicInfo:
         """One topic, system or not; TopicNotFound when there is none."""
@@ -400,12 +437,12 @@ class Admin:
     async def list_partitions(self, *, system: bool = False, timeout: float | None = None) -> list[PartitionInfo]:
         """Partitions sorted by (topic, partition)."""
         objs = await self.list_objects("Partition", system=system, timeout=timeout)
-        return sorted((_partition_info(m) for m in objs), key=lambda p: (p.topic, p.partition))
+        return sorted((partition_info(m) for m in objs), key=lambda p: (p.topic, p.partition))
 
     async def list_spus(self, *, timeout: float | None = None) -> list[SpuInfo]:
         """SPUs sorted by id."""
         objs = await self.list_objects("SPU", timeout=timeout)
-        return sorted((_spu_info(m) for m in objs), key=lambda s: s.id)
+        return sorted((spu_info(m) for m in objs), key=lambda s: s.id)
 
     async def cluster_status(self, *, timeout: float | None = None) -> list[SpuInfo]:
         """SPUs sorted by id, each with the number of partitions (system ones included) it leads."""
@@ -415,7 +452,7 @@ class Admin:
         for p in parts:
             leads[p.leader] = leads.get(p.leader, 0) + 1
         objs = await self.list_objects("SPU", timeout=timeout)
-        return sorted((_spu_info(m, leads.get(m.spec.id, 0)) for m in objs), key=lambda s: s.id)
+        return sorted((spu_info(m, leads.get(m.spec.id, 0)) for m in objs), key=lambda s: s.id)
 
 
 def _smartmodule_info(meta: Any) -> SmartModuleInfo:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import math
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode, FluvialError, ProducerClosed, RecordTooLarge, ServerError
+from fluvial.errors import ErrorCode, FluvialError, InvalidConfig, ProducerClosed, RecordTooLarge, ServerError
 from fluvial.protocol import batch as b
 from fluvial.protocol import metadata as md
 from fluvial.protocol import spu as sp
@@ -46,12 +47,49 @@ class DeliverySemantic(enum.Enum):
     AT_LEAST_ONCE = "at-least-once"      # retry per the retry table until acknowledged or timed out
     AT_MOST_ONCE = "at-most-once"        # one attempt: an error fails the record, never a second write
 
+    @classmethod
+    def parse(cls, text: str) -> DeliverySemantic:
+        """Every spelling Fluvio's `DeliverySemantic::from_str` accepts (`producer/config.rs:233-243`
+        of v0.17.3), exactly those: at_most_once, at-most-once, AtMostOnce, atMostOnce, atmostonce (and
+        the same for at-least-once)."""
+        for member, words in _SEMANTIC_SPELLINGS.items():
+            if text in words:
+                return member
+        raise InvalidConfig(f"unrecognized delivery semantic: {text}. Supported: at_most_once (AtMostOnce), "
+                            f"at_least_once (AtLeastOnce)")
+
+
+_SEMANTIC_SPELLINGS = {
+    DeliverySemantic.AT_MOST_ONCE: ("at_most_once", "at-most-once", "AtMostOnce", "atMostOnce", "atmostonce"),
+    DeliverySemantic.AT_LEAST_ONCE: ("at_least_once", "at-least-once", "AtLeastOnce", "atLeastOnce", "atleastonce"),
+}
+
+# Fluvio's `determine_producer_compression_algo` (`producer/mod.rs:584-624` of v0.17.3): a topic with a
+# fixed compression decides it; the producer may only repeat it. How Fluvio names a topic's fixed setting.
+_TOPIC_COMPRESSION_TEXT = {md.CompressionAlgorithm.NONE: "no compression", md.CompressionAlgorithm.GZIP: "gzip",
+                           md.CompressionAlgorithm.SNAPPY: "snappy", md.CompressionAlgorithm.LZ4: "lz4",
+                           md.CompressionAlgorithm.ZSTD: "zstd"}
+
+
+def producer_compression(topic_setting: md.CompressionAlgorithm, asked: str | None) -> str:
+    """The compression a producer uses on a topic: the producer's choice when the topic allows any (none
+    if it made none), else the topic's; InvalidConfig when the producer asked for a different one (with
+    the text the Rust client's error chain displays: `FluvioError::Producer(InvalidConfiguration(..))`)."""
+    if topic_setting is md.CompressionAlgorithm.ANY:
+        return (asked or "none").lower()
+    fixed = topic_setting.name.lower()
+    if asked is not None and asked.lower() != fixed:
+        raise InvalidConfig(f"Producer error: Invalid configuration in producer: Compression in the producer "
+                            f"({asked.lower()}) does not match with topic level compression "
+                            f"({_TOPIC_COMPRESSION_TEXT[topic_setting]})")
+    return fixed
+
 
 @dataclass
 class ProducerConfig:
     batch_size_bytes: int = d.PRODUCER_BATCH_BYTES
     linger_seconds: float = d.PRODUCER_LINGER_SECONDS
-    compression: str = "none"                       # none | gzip | snappy | lz4 | zstd
+    compression: str | None = None                  # none | gzip | snappy | lz4 | zstd; None: the topic's
     isolation: Isolation = Isolation.READ_UNCOMMITTED   # ReadUncommitted = acks from the leader
     delivery_timeout_seconds: float = d.DELIVERY_TIMEOUT_SECONDS
     request_timeout_seconds: float = d.CLIENT_REQUEST_TIMEOUT_SECONDS
@@ -64,6 +102,7 @@ class ProducerConfig:
     # output as a new batch, so such a producer is not idempotent (no producer id), and a batch filtered
     # to nothing is acknowledged without a write.
     smartmodules: tuple[sp.SmartModuleInvocation, ...] = ()
+    partition: int | None = None           # every record to this partition (Fluvio's SpecificPartitioner)
 
     def batch_limit(self) -> int:
         """The largest batch this producer sends: its max batch size, within the frame limit."""
@@ -71,7 +110,7 @@ class ProducerConfig:
 
     def compression_code(self) -> int:
         try:
-            return Compression.NAMES[self.compression.lower()]
+            return Compression.NAMES[(self.compression or "none").lower()]
         except KeyError:
             raise ServerError(ErrorCode.COMPRESSION_ERROR,
                               f"unknown compression {self.compression!r} (none, gzip, snappy, lz4, zstd)") from None
@@ -202,6 +241,12 @@ class TopicProducer:
     async def create(cls, client: Any, topic: str, config: ProducerConfig | None = None) -> TopicProducer:
         config = config or ProducerConfig()
         partitions = await client.metadata.topic_partitions(topic)
+        meta = client.metadata.cache.topic(topic)
+        setting = meta.spec.compression_type if meta is not None else md.CompressionAlgorithm.ANY
+        config = dataclasses.replace(config, compression=producer_compression(setting, config.compression))
+        config.compression_code()                      # an unknown name fails here, before any record
+        if config.partition is not None and not 0 <= config.partition < partitions:
+            raise InvalidConfig(f"partition: {config.partition} not found")     # Fluvio's PartitionNotFound
         idempotent = config.idempotent and not config.smartmodules
         pid, epoch = (await allocate_producer_id(client)) if idempotent else (b.NO_PRODUCER_ID, -1)
         return cls(client, topic, config, partitions, pid, epoch)
@@ -237,7 +282,8 @@ class TopicProducer:
         if self._buffered + size > self.config.max_buffer_bytes:
             await self._wait_space(size)
         n = self._partition_count()
-        p = self._partitioner.partition(k, n, self._writable) if n > 1 else 0
+        p = self.config.partition if self.config.partition is not None else \
+            self._partitioner.partition(k, n, self._writable) if n > 1 else 0
         st = self._state(p)
         if st.open is not None and st.open.bytes + size + b.HEADER_TOTAL_BYTES > self._batch_limit:
             self._seal(st)                   # the open batch and this record would not fit one batch
@@ -280,14 +326,19 @@ class TopicProducer:
         return BatchOutput(parts)
 
     def _check_record(self, key_value_bytes: int) -> None:
-        """Refuse at once a record that cannot fit one batch (typed, naming its size and the limit)."""
-        limit = self._batch_limit - b.HEADER_TOTAL_BYTES - d.PRODUCER_RECORD_OVERHEAD_BYTES
-        if key_value_bytes > limit:
-            raise RecordTooLarge(key_value_bytes, limit)
+        """Refuse at once, before any I/O, a record that cannot fit one batch: Fluvio's `RecordTooLarge`
+        (`producer/memory_batch.rs:59-66` of v0.17.3: the size of a batch holding only this record against
+        the max request size, which is fluvial's max batch size)."""
+        size = key_value_bytes + b.HEADER_TOTAL_BYTES + d.PRODUCER_RECORD_OVERHEAD_BYTES
+        if size > self._batch_limit:
+            raise RecordTooLarge.request(size, self._batch_limit)
 
     def _group(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None,
                n: int) -> dict[int, tuple[list[int], list[bytes | None] | None, list[bytes]]]:
         count = len(values)
+        if self.config.partition is not None:
+            return {self.config.partition: (list(range(count)), list(keys) if keys is not None else None,
+                                            list(values))}
         if (keys is None or all(k is None for k in keys)) and self._writable is None:
             start = self._partitioner.partition(None, n)
             for _ in range(min(count, n) - 1):                 # advance the round-robin as single sends would

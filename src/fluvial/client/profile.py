@@ -115,10 +115,87 @@ def list_profiles(explicit: Path | None = None) -> list[ProfileInfo]:
         out.append(ProfileInfo(
             name=name, cluster=cluster, endpoint=str(c.get("endpoint", "")),
             tls=str(c.get("tls", {}).get("tls_policy", "")),
-            installation=str(c.get("metadata", {}).get("installation", {}).get("type", "")),
+            installation=_installation(c),
             current=name == current,
         ))
     return out
+
+
+def _installation(cluster: dict[str, Any]) -> str:
+    """`[cluster.X.metadata] installation = "local"` (fluvio's `InstallationType::save_to`), or the older
+    table form with a `type` key."""
+    value = cluster.get("metadata", {}).get("installation", "")
+    return str(value.get("type", "")) if isinstance(value, dict) else str(value)
+
+
+INSTALLATION_TYPES = {"k8": "k8", "local": "local", "local-k8": "local_k8", "local_k8": "local_k8",
+                      "localk8": "local_k8", "read_only": "read_only", "read-only": "read_only",
+                      "readonly": "read_only", "docker": "docker", "cloud": "cloud"}   # installation.rs:21-56
+
+
+def _save(path: Path, cfg: dict[str, Any]) -> None:
+    if cfg.get("current_profile") is None:
+        cfg.pop("current_profile", None)          # TOML has no null: an unset current profile is absent
+    _write_config(path, cfg)
+
+
+def delete_profile(name: str, explicit: Path | None = None) -> tuple[bool, bool]:
+    """Remove profile `name`: (it existed, it was the current one — now none is current)."""
+    path = profile_path(explicit)
+    cfg = read_config(path)
+    if name not in cfg.get("profile", {}):
+        return False, False
+    del cfg["profile"][name]
+    was_current = cfg.get("current_profile") == name
+    if was_current:
+        cfg["current_profile"] = None
+    _save(path, cfg)
+    return True, was_current
+
+
+def delete_cluster(name: str, force: bool, explicit: Path | None = None) -> list[str] | None:
+    """Remove cluster `name`: None when there is no such cluster; else the profiles that still use it
+    (nothing removed unless `force`, or none do)."""
+    path = profile_path(explicit)
+    cfg = read_config(path)
+    if name not in cfg.get("cluster", {}):
+        return None
+    users = sorted(p for p, v in cfg.get("profile", {}).items() if v.get("cluster") == name)
+    if users and not force:
+        return users
+    del cfg["cluster"][name]
+    _save(path, cfg)
+    return []
+
+
+def rename_profile(old: str, new: str, explicit: Path | None = None) -> bool:
+    """Rename a profile (and the current profile's name with it); False when there is no `old`."""
+    path = profile_path(explicit)
+    cfg = read_config(path)
+    profile = cfg.get("profile", {}).pop(old, None)
+    if profile is None:
+        return False
+    cfg["profile"][new] = profile
+    if cfg.get("current_profile") == old:
+        cfg["current_profile"] = new
+    _save(path, cfg)
+    return True
+
+
+def add_profile(name: str, endpoint: str, installation: str = "k8", explicit: Path | None = None) -> Path:
+    """fluvio's `add_or_replace_profile` (config.rs:154-190): cluster `name` at `endpoint` (TLS disabled),
+    profile `name` using it, made current; the installation type recorded in the cluster's metadata."""
+    path = profile_path(explicit)
+    cfg = read_config(path)
+    cfg["version"] = cfg.get("version", CONFIG_VERSION)
+    cluster = cfg.setdefault("cluster", {}).setdefault(name, {})
+    cluster.update({"endpoint": endpoint, "tls": {"tls_policy": "disabled"}})
+    cluster.setdefault("use_spu_local_address", False)
+    cluster.setdefault("metadata", {})["installation"] = installation
+    cfg.setdefault("profile", {}).setdefault(name, {})["cluster"] = name
+    cfg["current_profile"] = name
+    _save(path, cfg)
+    return path
 
 
 def switch_profile(name: str, explicit: Path | None = None) -> Path:
@@ -130,6 +207,40 @@ def switch_profile(name: str, explicit: Path | None = None) -> Path:
     cfg["current_profile"] = name
     _write_config(path, cfg)
     return path
+
+
+def export_cluster(name: str | None = None, explicit: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """(cluster name, its config with fluvio's defaults filled in) of profile `name`, else of the current
+    one: what `fluvio profile export` prints (`profile/export.rs` of v0.17.3, its texts for what is
+    missing)."""
+    cfg = read_config(profile_path(explicit))
+    if name is not None:
+        profile = cfg.get("profile", {}).get(name)
+        if profile is None:
+            raise ProfileError(f"Profile not found in config: {name}")
+    else:
+        current = cfg.get("current_profile")
+        profile = cfg.get("profile", {}).get(current) if isinstance(current, str) else None
+        if profile is None:
+            raise ProfileError("No active profile set in config")
+    cluster = str(profile.get("cluster", ""))
+    c = cfg.get("cluster", {}).get(cluster)
+    if c is None:
+        raise ProfileError(f"Cluster not found in config: {cluster}")
+    tls = dict(c.get("tls") or {"tls_policy": "disabled"})
+    if tls.get("tls_policy") in ("verified", "verify") and tls.get("tls_source") in ("files", "file"):
+        raise ProfileError(f"Cluster {cluster} uses externals TLS certs. Only inline TLS certs are supported.")
+    out: dict[str, Any] = {"endpoint": c.get("endpoint", c.get("addr", "")),
+                           "use_spu_local_address": bool(c.get("use_spu_local_address", False)), "tls": tls}
+    if c.get("metadata"):
+        out["metadata"] = c["metadata"]
+    return cluster, out
+
+
+def export_config(cluster: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The TOML export: a whole profile file holding only that cluster, under a profile of its name."""
+    return {"version": CONFIG_VERSION, "current_profile": cluster, "profile": {cluster: {"cluster": cluster}},
+            "cluster": {cluster: config}}
 
 
 # ------------------------------------------------------------------------------------- TOML writer

@@ -287,6 +287,21 @@ class PeerUpdateConsumerOffsetResponse:
     error_code: WireError = wire(ERROR_CODE)
 
 
+PEER_DELETE_TOPIC_OFFSETS = 3110      # SC -> the SPU leading consumer-offset-0: a topic was deleted
+
+
+@message
+@dataclass
+class DeleteTopicOffsetsRequest:
+    topic: str = wire(STRING)
+
+
+@message
+@dataclass
+class DeleteTopicOffsetsResponse:
+    error_code: WireError = wire(ERROR_CODE)
+
+
 # ------------------------------------------------------------------------------- replication (SPU → SPU)
 
 

@@ -369,3 +369,62 @@ class PartitionStatus:
     size: int = wire(INT64, min_version=5, default=PARTITION_SIZE_NOT_SUPPORTED)   # bytes
     is_being_deleted: bool = wire(BOOL)
     base_offset: int = wire(INT64, min_version=16)
+
+
+# ---------------------------------------------------------------------------------------- TableFormat
+# `crates/fluvio-controlplane-metadata/src/tableformat/{spec,status}.rs` of v0.17.3: no version-gated
+# fields; payload-free enums are u8 tags.
+
+
+class DataFormat(enum.IntEnum):
+    JSON = 0
+
+
+class TableFormatAlignment(enum.IntEnum):
+    LEFT = 0
+    RIGHT = 1
+    CENTER = 2
+
+
+class Color(enum.IntEnum):
+    BLUE = 0
+    YELLOW = 1
+    GREEN = 2
+
+
+@message
+@dataclass
+class TableFormatColumnConfig:
+    header_label: str | None = wire(Option(STRING))
+    width: str | None = wire(Option(STRING))
+    alignment: TableFormatAlignment | None = wire(Option(IntEnum8(TableFormatAlignment)))
+    key_path: str = wire(STRING)
+    format: str | None = wire(Option(STRING))
+    display: bool | None = wire(Option(BOOL))
+    primary_key: bool | None = wire(Option(BOOL))
+    header_bg_color: Color | None = wire(Option(IntEnum8(Color)))
+    header_text_color: Color | None = wire(Option(IntEnum8(Color)))
+
+
+@message
+@dataclass
+class TableFormatSpec:
+    name: str = wire(STRING)
+    input_format: DataFormat | None = wire(Option(IntEnum8(DataFormat)))
+    columns: list[TableFormatColumnConfig] | None = wire(Option(Vec(Struct(TableFormatColumnConfig))))
+    smartmodule: str | None = wire(Option(STRING))
+
+
+class TableFormatResolution(enum.IntEnum):
+    INIT = 0
+    INVALID = 1
+    RUNNING = 2
+    PENDING = 3
+    FAILED = 4
+
+
+@message
+@dataclass
+class TableFormatStatus:
+    resolution: TableFormatResolution = wire(IntEnum8(TableFormatResolution), default=TableFormatResolution.INIT)
+    reason: str | None = wire(Option(STRING))

@@ -3,7 +3,7 @@
 
 Every request body of these APIs, and every List/Watch response body, is a TypeBuffer (§8.1):
 `label: String` + `u32` length + the inner message encoded at the request's version. The inner message
-depends on the label ("Topic", "Partition", "SPU", "SmartModule"), so the generic Rust containers (`Metadata<S>`,
+depends on the label ("Topic", "Partition", "SPU", "SmartModule", "TableFormat"), so the generic Rust containers (`Metadata<S>`,
 `MetadataUpdate<S>`, `CreateRequest<S>`, ...) are one message class per label, built by `_object_type`
 from the label's spec, status and delete-key types and kept in `OBJECT_TYPES`.
 
@@ -50,6 +50,8 @@ from fluvial.protocol.metadata import (
     PartitionStatus,
     SpuSpec,
     SpuStatus,
+    TableFormatSpec,
+    TableFormatStatus,
     TopicSpec,
     TopicStatus,
 )
@@ -237,7 +239,8 @@ TOPIC = _object_type("Topic", "Topic", TopicSpec, TopicStatus, STRING, TopicUpda
 PARTITION = _object_type("Partition", "Partition", PartitionSpec, PartitionStatus, STRING)
 SPU = _object_type("SPU", "Spu", SpuSpec, SpuStatus, STRING)
 SMARTMODULE = _object_type("SmartModule", "SmartModule", SmartModuleSpec, SmartModuleStatus, STRING)
-OBJECT_TYPES: dict[str, ObjectType] = {o.label: o for o in (TOPIC, PARTITION, SPU, SMARTMODULE)}
+TABLE_FORMAT = _object_type("TableFormat", "TableFormat", TableFormatSpec, TableFormatStatus, STRING)
+OBJECT_TYPES: dict[str, ObjectType] = {o.label: o for o in (TOPIC, PARTITION, SPU, SMARTMODULE, TABLE_FORMAT)}
 
 # ---------------------------------------------------------------------------------------- envelope
 

@@ -1,4 +1,4 @@
-"""The SC process: public API (ApiVersions, Create, Delete, List, Watch) for clients, private API
+"""The SC process: public API (ApiVersions, Create, Delete, List, Watch, Update) for clients, private API
 (register, heartbeat, assignment stream) for SPUs, and the controllers that connect them."""
 
 from __future__ import annotations
@@ -7,11 +7,13 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fluvial import defaults as d
-from fluvial.errors import ErrorCode, MetadataUnavailable, ProtocolError
+from fluvial.errors import ErrorCode, FluvialError, MetadataUnavailable, ProtocolError, ServerError
 from fluvial.observability import metrics
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import internal as i
@@ -27,17 +29,20 @@ from fluvial.protocol.frame import (
 )
 from fluvial.sc import health as sc_health
 from fluvial.sc import topics as rules
+from fluvial.sc.objects import TABLE_FORMAT, StoredObjects
 from fluvial.sc.replication import ReplicationController
 from fluvial.sc.smartmodules import SmartModuleController
 from fluvial.sc.store import PRODUCER_ID_COUNTER, LabelStore, ObjectCodec, open_backend
 from fluvial.sc.topic_controller import TopicController, assignments_for, peer_list, status_of
 from fluvial.transport import server as srv
+from fluvial.transport.client import ClientConnection
 
 logger = logging.getLogger(__name__)
 
 SC_API_RANGES = {scp.ScApiKey.CREATE: (9, 19), scp.ScApiKey.DELETE: (1, 19), scp.ScApiKey.LIST: (15, 19),
                  scp.ScApiKey.WATCH: (15, 19), scp.ScApiKey.UPDATE: (1, 19)}
 V = d.SC_OBJECT_VERSION
+STORED_KINDS = (TABLE_FORMAT,)      # stored-only object types; a second one is one more entry
 
 
 def _codec(obj: scp.ObjectType) -> ObjectCodec:
@@ -77,24 +82,36 @@ class ScServer(srv.TwoPortServer):
         self.topics = LabelStore("Topic", self.backend, _codec(scp.TOPIC))
         self.partitions = LabelStore("Partition", self.backend, _codec(scp.PARTITION))
         self.spus = LabelStore("SPU", self.backend, _codec(scp.SPU))
-        self.smartmodule_store = LabelStore("SmartModule", self.backend, _codec(scp.SMARTMODULE))
+        self.stored = {k.obj.label: StoredObjects(k, LabelStore(k.obj.label, self.backend, _codec(k.obj)))
+                       for k in STORED_KINDS}         # stored-only object types (TableFormat)
         self.stores = {"Topic": self.topics, "Partition": self.partitions, "SPU": self.spus,
-                       "SmartModule": self.smartmodule_store}
+                       **{label: o.store for label, o in self.stored.items()}}
+        self.smartmodule_store = LabelStore("SmartModule", self.backend, _codec(scp.SMARTMODULE))
+        self.stores["SmartModule"] = self.smartmodule_store
         self.smartmodules = SmartModuleController(self.smartmodule_store)
         blobs = self.backend.load()
         for label, store in self.stores.items():
             store.load(blobs.get(label, {}))
         self.sessions: dict[int, SpuSession] = {}
+        self.offset_cleanups: set[str] = set()        # deleted topics whose consumer offsets are still stored
+        self._cleanup_task: asyncio.Future[None] | None = None
         self.assignment_epoch = 0
         self._elections_held = False
         self.replication = ReplicationController(self.backend, blobs, self.topics, self.partitions, self.spus,
                                                  self._push_assignments)
         self.topic_ctl = TopicController(self.topics, self.partitions, self.replication, self._push_assignments,
                                          config.topic_wait_seconds, self.overcommit)
+        # Create and Delete per label (Topic through its controller, stored-only types through theirs)
+        self.creators: dict[str, Callable[[str, Any, bool], Awaitable[scp.Status]]] = {
+            "Topic": self.topic_ctl.create_request, "SmartModule": self.smartmodules.create_request,
+            **{label: o.create_request for label, o in self.stored.items()}}
+        self.deleters: dict[str, Callable[[str, bool], scp.Status]] = {
+            "Topic": self._delete_topic, "SmartModule": self.smartmodules.delete_request,
+            **{label: o.delete_request for label, o in self.stored.items()}}
         self.public = srv.Service("sc-public", {
             API_VERSIONS_KEY: self._api_versions,
             scp.ScApiKey.CREATE: self._create, scp.ScApiKey.DELETE: self._delete,
-            scp.ScApiKey.LIST: self._list, scp.ScApiKey.WATCH: self._watch,
+            scp.ScApiKey.LIST: self._list, scp.ScApiKey.WATCH: self._watch, scp.ScApiKey.UPDATE: self._update,
             fa.ALLOCATE_PRODUCER_ID: self._allocate_producer_id,     # fluvial-only: never advertised
             fa.TOPIC_SETTINGS: self._topic_settings, fa.PARTITION_DETAILS: self._partition_details,
             fa.ELECT_LEADER: self._elect_leader, fa.MOVE_PARTITION: self._move_partition,
@@ -123,6 +140,8 @@ class ScServer(srv.TwoPortServer):
                     self.public_port, cfg.private_host, self.private_port, cfg.data_dir, len(self.topics.objects))
 
     async def stop(self) -> None:
+        if self._cleanup_task is not None:
+            self._cleanup_task.cancel()
         await self._close_services()
         self.backend.close()
 
@@ -161,12 +180,11 @@ class ScServer(srv.TwoPortServer):
         except scp.UnknownObjectType as e:
             status = status_of(e.name, ErrorCode.INVALID_CREATE_REQUEST, f"unknown object type {e.label!r}")
         else:
-            if label == "Topic":
-                status = await self.topic_ctl.create_request(req.name, req.spec, req.dry_run)
-            elif label == "SmartModule":
-                status = self.smartmodules.create(req.name, req.spec, req.dry_run)
-            else:
+            create = self.creators.get(label)
+            if create is None:
                 status = status_of(req.name, ErrorCode.INVALID_CREATE_REQUEST, f"cannot create {label} objects")
+            else:
+                status = await create(req.name, req.spec, req.dry_run)
         await conn.send(h.correlation_id, encode(status, h.api_version))
 
     async def _delete(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
@@ -176,22 +194,56 @@ class ScServer(srv.TwoPortServer):
             status = status_of(e.name, ErrorCode.INVALID_DELETE_REQUEST, f"unknown object type {e.label!r}")
             await conn.send(h.correlation_id, encode(status, h.api_version))
             return
-        name = req.key
-        meta = self.topics.get(name) if label == "Topic" else None
-        if label == "SmartModule":
-            status = self.smartmodules.delete(name)
-        elif label != "Topic":
-            status = status_of(name, ErrorCode.INVALID_DELETE_REQUEST, f"cannot delete {label} objects")
-        elif meta is None:
-            status = status_of(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
-        elif meta.spec.system and not req.force:
-            status = scp.Status(name, WireError.of(ErrorCode.SYSTEM_SPEC_DELETION_ATTEMPT, "topic", name), None)
+        delete = self.deleters.get(label)
+        if delete is None:
+            status = status_of(req.key, ErrorCode.INVALID_DELETE_REQUEST, f"cannot delete {label} objects")
         else:
+            status = delete(req.key, req.force)
+        await conn.send(h.correlation_id, encode(status, h.api_version))
+
+    def _delete_topic(self, name: str, force: bool) -> scp.Status:
+        meta = self.topics.get(name)
+        if meta is None:
+            return status_of(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
+        if meta.spec.system and not force:
+            return scp.Status(name, WireError.of(ErrorCode.SYSTEM_SPEC_DELETION_ATTEMPT, "topic", name), None)
+        try:
+            self.topic_ctl.delete(name)
+        except MetadataUnavailable as e:
+            return status_of(name, ErrorCode.OTHER, str(e))
+        self.offset_cleanups.add(name)
+        self._cleanup_offsets_soon()
+        return status_of(name, ErrorCode.NONE, None)
+
+    def _cleanup_offsets_soon(self) -> None:
+        if self.offset_cleanups and (self._cleanup_task is None or self._cleanup_task.done()):
+            self._cleanup_task = asyncio.ensure_future(self._forget_consumer_offsets())
+
+    async def _forget_consumer_offsets(self) -> None:
+        """Consumer offsets go with their topic, as Fluvio's SPU drops them with a removed replica
+        (`fluvio-spu/src/core/global_context.rs:379-391` of v0.17.3): the SPU leading `consumer-offset-0`
+        is asked to delete every offset stored for each deleted topic. What it cannot take now is tried
+        again when an SPU registers (not across an SC restart)."""
+        leader = self.partitions.get(rules.partition_name(d.CONSUMER_OFFSET_TOPIC, 0))
+        spu = self.spus.get(str(leader.spec.leader)) if leader is not None else None
+        if spu is None or spu.spec.id not in self.sessions:
+            return
+        while self.offset_cleanups:          # topics deleted meanwhile are taken too
+            topic = min(self.offset_cleanups)
             try:
-                self.topic_ctl.delete(name)
-                status = status_of(name, ErrorCode.NONE, None)
-            except MetadataUnavailable as e:
-                status = status_of(name, ErrorCode.OTHER, str(e))
+                await _delete_topic_offsets(spu.spec.private_endpoint, topic)
+            except FluvialError as e:
+                logger.warning("offset_cleanup_deferred topic=%s spu=%d error=%s", topic, spu.spec.id, e)
+                return
+            self.offset_cleanups.discard(topic)
+
+    async def _update(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        """Update (1006): `AddPartition` of a topic; `AddMirror` (mirroring) is not built."""
+        label, req = self._typed(h, body)
+        if label != "Topic" or not isinstance(req.action, scp.AddPartition):
+            status = status_of(req.key, ErrorCode.OTHER, f"{label} update {type(req.action).__name__} is not supported")
+        else:
+            status = await self.topic_ctl.add_partitions(req.key, req.action.count)
         await conn.send(h.correlation_id, encode(status, h.api_version))
 
     async def _list(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
@@ -453,6 +505,20 @@ class ScServer(srv.TwoPortServer):
         self.replication.reconcile_all()
         self.topic_ctl.grow_system_topic()
         self._push_assignments()
+        self._cleanup_offsets_soon()
+
+async def _delete_topic_offsets(endpoint: md.Endpoint, topic: str) -> None:
+    """Ask an SPU (its private port) to drop the stored consumer offsets of `topic`."""
+    conn = await ClientConnection.connect(endpoint.host, endpoint.port, timeout=d.CLIENT_REQUEST_TIMEOUT_SECONDS)
+    try:
+        r = await conn.request(i.PEER_DELETE_TOPIC_OFFSETS, 0, encode(i.DeleteTopicOffsetsRequest(topic), 0),
+                               timeout=d.CLIENT_REQUEST_TIMEOUT_SECONDS)
+        err = decode_from(i.DeleteTopicOffsetsResponse, r, 0).error_code
+    finally:
+        await conn.close()
+    if not err.ok:
+        raise ServerError(err.code, "offsets not deleted")
+
 
 def _matches(meta: object, req: scp.ListRequest, label: str) -> bool:
     name = meta.name  # type: ignore[attr-defined]

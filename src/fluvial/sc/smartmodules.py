@@ -63,6 +63,12 @@ class SmartModuleController:
         logger.info("smartmodule_deleted name=%s", key)
         return _status(name, ErrorCode.NONE, None)
 
+    async def create_request(self, name: str, spec: sm.SmartModuleSpec, dry_run: bool) -> scp.Status:
+        return self.create(name, spec, dry_run)
+
+    def delete_request(self, name: str, force: bool) -> scp.Status:
+        return self.delete(name)
+
     def listing(self, filters: list[str], summary: bool) -> list[object]:
         keys = [sm.PackageKey.parse(f) for f in filters]
         out = []

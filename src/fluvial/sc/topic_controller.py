@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -77,9 +78,7 @@ class TopicController:
                                        storage.max_partition_size if storage else None)
         if problem is not None:
             return status_of(name, ErrorCode.TOPIC_INVALID_CONFIGURATION, problem)
-        if not isinstance(spec.replicas, md.TopicReplicaParam):
-            return status_of(name, ErrorCode.TOPIC_ERROR, "only computed replica assignment is supported")
-        problem = rules.computed_problem(spec.replicas.partitions, spec.replicas.replication_factor)
+        problem = self._replicas_problem(spec.replicas)
         if problem is not None:
             return status_of(name, ErrorCode.TOPIC_ERROR, problem)
         if dry_run:
@@ -88,10 +87,58 @@ class TopicController:
             self.create(name, spec)
         except MetadataUnavailable as e:
             return status_of(name, ErrorCode.OTHER, str(e))
-        status = await self.wait_provisioned(name, spec.replicas.partitions)
+        status = await self.wait_provisioned(name, partition_count(spec))
         if status.error_code.ok and storage is not None and storage.max_partition_size is not None:
             status.error_message = self._overcommit_warning(name) or None   # created, with a warning
         return status
+
+    def _replicas_problem(self, replicas: Any) -> str | None:
+        """Fluvio's checks of a topic's replica spec: computed (counts above 0) or assigned (a valid map of
+        registered SPUs, `policy.rs:29-110` of v0.17.3); mirror topics are not built."""
+        if isinstance(replicas, md.TopicReplicaParam):
+            return rules.computed_problem(replicas.partitions, replicas.replication_factor)
+        if isinstance(replicas, md.PartitionMaps):
+            maps = [(m.id, list(m.replicas)) for m in replicas.maps]
+            return rules.assigned_problem(maps) or rules.unknown_spu_problem(maps, self.known_spus())
+        return "mirror topics are not supported"
+
+    def known_spus(self) -> list[int]:
+        return list(self.replication.spu_views())
+
+    # ----------------------------------------------------------------------------- add partitions
+
+    async def add_partitions(self, name: str, count: int) -> scp.Status:
+        """Update API `AddPartition` (`topic/update/add_partition.rs` of v0.17.3): a computed, non-system
+        topic grows by `count` partitions, placed like a new topic's (the existing ones stay where they
+        are); answers once the new partitions are online."""
+        meta = self.topics.get(name)
+        if meta is None:
+            return status_of(name, ErrorCode.TOPIC_NOT_FOUND, "not found")
+        if meta.spec.system:
+            return scp.Status(name, WireError.of(ErrorCode.SYSTEM_SPEC_UPDATING_ATTEMPT, "topic", name), None)
+        param = meta.spec.replicas
+        if not isinstance(param, md.TopicReplicaParam):
+            return status_of(name, ErrorCode.TOPIC_INVALID_REPLICA_TYPE, "invalid replica type")
+        if meta.status.resolution is not md.TopicResolution.PROVISIONED:
+            return status_of(name, ErrorCode.TOPIC_NOT_PROVISIONED, "the topic is not provisioned yet")
+        total = param.partitions + count
+        existing = {int(p): list(r) for p, r in meta.status.replica_map.items()}
+        groups = rules.SchedulingGroups.of(m.spec.replicas for m in self.partitions.values())
+        placement = rules.place_replicas(total, param.replication_factor, self.placeable(), groups, existing)
+        if not placement:
+            return status_of(name, ErrorCode.TOPIC_ERROR, f"not enough live SPUs for replication factor "
+                                                          f"{param.replication_factor}")
+        placement = {**placement, **existing}        # partitions already placed stay where they are
+        grown = copy.deepcopy(meta)
+        grown.spec.replicas = md.TopicReplicaParam(total, param.replication_factor, param.ignore_rack_assignment)
+        grown.status = md.TopicStatus(md.TopicResolution.PROVISIONED, placement, {}, "")
+        try:
+            self.topics.put(name, grown, required=True)     # MetadataUnavailable: nothing changed
+        except MetadataUnavailable as e:
+            return status_of(name, ErrorCode.OTHER, str(e))
+        self._provision(grown, placement)
+        logger.info("partitions_added topic=%s count=%d total=%d", name, count, total)
+        return await self.wait_provisioned(name, total)
 
     def _overcommit_warning(self, name: str) -> str:
         mine = {spu for p in range(len(self.topics.get(name).status.replica_map))
@@ -133,12 +180,17 @@ class TopicController:
     def schedule(self, name: str) -> None:
         meta = self.topics.get(name)
         param = meta.spec.replicas
-        groups = rules.SchedulingGroups.of(m.spec.replicas for m in self.partitions.values())
-        online = self.placeable()
-        rf = param.replication_factor
-        if name == d.CONSUMER_OFFSET_TOPIC:      # rf = min(3, SPUs); grown as more SPUs register
-            rf = max(1, min(d.CONSUMER_OFFSET_REPLICAS_MAX, len(online)))
-        placement = rules.place_replicas(param.partitions, rf, online, groups)
+        if isinstance(param, md.PartitionMaps):   # the user's assignment, once its SPUs can take it
+            online = set(self.placeable())
+            ready = all(s in online for m in param.maps for s in m.replicas)
+            placement = {m.id: list(m.replicas) for m in param.maps} if ready else {}
+        else:
+            groups = rules.SchedulingGroups.of(m.spec.replicas for m in self.partitions.values())
+            spus = self.placeable()
+            rf = param.replication_factor
+            if name == d.CONSUMER_OFFSET_TOPIC:      # rf = min(3, SPUs); grown as more SPUs register
+                rf = max(1, min(d.CONSUMER_OFFSET_REPLICAS_MAX, len(spus)))
+            placement = rules.place_replicas(param.partitions, rf, spus, groups)
         if not placement:
             if meta.status.resolution is not md.TopicResolution.INSUFFICIENT_RESOURCES:
                 meta.status = md.TopicStatus(md.TopicResolution.INSUFFICIENT_RESOURCES, {}, {}, "")
@@ -146,8 +198,14 @@ class TopicController:
             return
         meta.status = md.TopicStatus(md.TopicResolution.PROVISIONED, placement, {}, "")
         self.topics.put(name, meta)
-        spec = meta.spec
+        self._provision(meta, placement)
+
+    def _provision(self, meta: Any, placement: dict[int, list[int]]) -> None:
+        """Partition objects for the placed partitions that do not exist yet; wakes the SPUs."""
+        name, spec = meta.name, meta.spec
         for p, replicas in placement.items():
+            if self.partitions.get(rules.partition_name(name, p)) is not None:
+                continue
             pspec = md.PartitionSpec(leader=replicas[0], replicas=list(replicas), cleanup_policy=spec.cleanup_policy,
                                      storage=spec.storage, compression_type=spec.compression_type,
                                      deduplication=spec.deduplication, system=spec.system)
@@ -188,6 +246,11 @@ class TopicController:
 # ---------------------------------------------------------------------------------------- assignments
 
 
+def partition_count(spec: md.TopicSpec) -> int:
+    r = spec.replicas
+    return r.partitions if isinstance(r, md.TopicReplicaParam) else len(getattr(r, "maps", []) or [])
+
+
 def assignments_for(spu_id: int, partitions: Iterable[Any],
                     replication: ReplicationController) -> list[i.ReplicaAssignment]:
     """What one SPU holds (and who leads `consumer-offset-0`, where every SPU forwards offset commits)."""
@@ -217,4 +280,4 @@ def peer_list(spus: Iterable[Any]) -> list[i.PeerSpu]:
     return out
 
 
-__all__ = ["TopicController", "assignments_for", "peer_list", "status_of", "system_topic_spec"]
+__all__ = ["TopicController", "assignments_for", "partition_count", "peer_list", "status_of", "system_topic_spec"]

@@ -123,3 +123,39 @@ def parse_partition_name(name: str) -> tuple[str, int] | None:
     if not sep or not topic or not part.isdigit():
         return None
     return topic, int(part)
+
+
+def assigned_problem(maps: Sequence[tuple[int, Sequence[int]]]) -> str | None:
+    """Fluvio's `PartitionMaps::validate` (`topic/spec.rs:509-580` of v0.17.3): the first broken rule of
+    an explicit replica assignment [(partition id, SPU ids)], as its message, or None."""
+    if not maps:
+        return "no assigned partitions found"
+    replica_len = 0
+    for expected, (pid, replicas) in enumerate(maps):
+        if expected == 0:
+            if pid != 0:
+                return "assigned partitions must start with id 0"
+            replica_len = len(replicas)
+            if replica_len == 0:
+                return "assigned replicas must have at least one spu id"
+        else:
+            if pid != expected:
+                return "assigned partition ids must be in sequence and without gaps"
+            if len(replicas) != replica_len:
+                return f"all assigned replicas must have the same number of spu ids: {replica_len}"
+        if len(set(replicas)) != len(replicas):
+            return f"duplicate spu ids found in assigned partition with id: {expected}"
+        for spu in replicas:
+            if spu < 0:
+                return f"invalid spu id: {spu} in assigned partition with id: {expected}"
+    return None
+
+
+def unknown_spu_problem(maps: Sequence[tuple[int, Sequence[int]]], known: Iterable[int]) -> str | None:
+    """Fluvio's `update_replica_map_for_assigned_topic`: every assigned SPU must be registered."""
+    have = set(known)
+    for _pid, replicas in maps:
+        for spu in replicas:
+            if spu not in have:
+                return f"invalid spu id: {spu}"
+    return None

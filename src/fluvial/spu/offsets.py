@@ -87,6 +87,12 @@ class ConsumerOffsets:
         if (topic, partition, consumer_id) in self._map:
             self._append(local, i.RecordDeleted(encode(i.OffsetKey(topic, partition, consumer_id), 0)))
 
+    def delete_topic(self, topic: str) -> None:
+        """Every consumer's offsets of `topic` (its partitions are gone)."""
+        local = self._leader()
+        for s in [s for s in self._map.values() if s.topic == topic]:
+            self._append(local, i.RecordDeleted(encode(i.OffsetKey(s.topic, s.partition, s.consumer_id), 0)))
+
     def fetch(self, topic: str | None, partition: int | None, consumer_id: str | None) -> list[StoredOffset]:
         self._leader()
         return [s for s in self._map.values()

@@ -104,6 +104,7 @@ class SpuServer(srv.TwoPortServer):
         self.private = srv.Service("spu-private", {
             API_VERSIONS_KEY: self._api_versions,
             i.PEER_UPDATE_CONSUMER_OFFSET: self._peer_update_consumer_offset,
+            i.PEER_DELETE_TOPIC_OFFSETS: self._peer_delete_topic_offsets,
             **self.leaders.handlers(),
         }, on_disconnect=self.leaders.peer_disconnected)
         self.offsets = ConsumerOffsets(self.registry)
@@ -440,6 +441,18 @@ class SpuServer(srv.TwoPortServer):
         except FluvialError as e:
             err = WireError.from_exception(e)
         await conn.send(h.correlation_id, encode(i.PeerUpdateConsumerOffsetResponse(err), 0))
+
+    async def _peer_delete_topic_offsets(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        """The SC deleted a topic: its stored consumer offsets go too."""
+        req = decode_from(i.DeleteTopicOffsetsRequest, body, 0)
+        try:
+            self.offsets.delete_topic(req.topic)
+            err = OK
+        except NotOffsetLeader:
+            err = WireError(ErrorCode.PARTITION_NOT_LEADER)
+        except FluvialError as e:
+            err = WireError.from_exception(e)
+        await conn.send(h.correlation_id, encode(i.DeleteTopicOffsetsResponse(err), 0))
 
     async def _delete_consumer_offset(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
         req = decode_from(sp.DeleteConsumerOffsetRequest, body, h.api_version)

@@ -9,10 +9,10 @@ from fluvial import defaults as d
 from fluvial.client.admin import (
     ReplicaOffsets,
     TopicConfig,
-    _partition_info,
     _payload_text,
-    _spu_info,
-    _topic_info,
+    partition_info,
+    spu_info,
+    topic_info,
 )
 from fluvial.errors import (
     AdminError,
@@ -73,7 +73,7 @@ def _topic(spec: md.TopicSpec, status: md.TopicStatus, name: str = "events") -> 
 def test_topic_info() -> None:
     spec = TopicConfig(partitions=2, replication=2, retention_time=60, segment_size=4096, compression="lz4").to_spec()
     status = md.TopicStatus(md.TopicResolution.PROVISIONED, {1: [5002, 5001], 0: [5001, 5002]}, {}, "")
-    t = _topic_info(_topic(spec, status))
+    t = topic_info(_topic(spec, status))
     assert (t.name, t.type, t.partitions, t.replication, t.retention_seconds, t.segment_size) == \
         ("events", "computed", 2, 2, 60, 4096)
     assert t.compression is md.CompressionAlgorithm.LZ4 and t.resolution is md.TopicResolution.PROVISIONED
@@ -84,7 +84,7 @@ def test_topic_info() -> None:
 def test_topic_info_defaults_retention_and_assigned_type() -> None:
     spec = md.TopicSpec(md.PartitionMaps([md.PartitionMap(0, [5001], None)]), None, None,
                         md.CompressionAlgorithm.ANY, None, False)
-    t = _topic_info(_topic(spec, md.TopicStatus(md.TopicResolution.PENDING, {}, {}, "waiting for live spus")))
+    t = topic_info(_topic(spec, md.TopicStatus(md.TopicResolution.PENDING, {}, {}, "waiting for live spus")))
     assert t.type == "assigned" and t.partitions is None and t.replication is None
     assert t.retention_seconds == d.RETENTION_SECONDS and t.reason == "waiting for live spus"
 
@@ -93,7 +93,7 @@ def test_partition_info() -> None:
     spec = md.PartitionSpec(5001, [5001, 5002], None, None, md.CompressionAlgorithm.ANY, None, False, None)
     status = md.PartitionStatus(md.PartitionResolution.ONLINE, md.ReplicaStatus(5001, 7, 9), 1,
                                 [md.ReplicaStatus(5002, 7, 8)], 1234, False, 2)
-    p = _partition_info(scp.PARTITION.metadata("my-topic-12", spec, status))
+    p = partition_info(scp.PARTITION.metadata("my-topic-12", spec, status))
     assert (p.topic, p.partition, p.leader, p.replicas) == ("my-topic", 12, 5001, (5001, 5002))
     assert (p.hw, p.leo, p.size, p.base_offset, p.lsr) == (7, 9, 1234, 2, 1)
     assert p.followers == (ReplicaOffsets(5002, 7, 8),) and p.status == "online"
@@ -103,7 +103,7 @@ def test_spu_info() -> None:
     spec = md.SpuSpec(5001, md.SpuType.CUSTOM, md.IngressPort(9010, [md.IngressAddr(None, "127.0.0.1")],
                                                               md.EncryptionType.PLAINTEXT),
                       md.Endpoint(9011, "10.0.0.1", md.EncryptionType.PLAINTEXT), "r1", None)
-    s = _spu_info(scp.SPU.metadata("5001", spec, md.SpuStatus(md.SpuResolution.ONLINE)), leads=3)
+    s = spu_info(scp.SPU.metadata("5001", spec, md.SpuStatus(md.SpuResolution.ONLINE)), leads=3)
     assert (s.id, s.name, s.address, s.private_address, s.rack, s.leads) == \
         (5001, "5001", "127.0.0.1:9010", "10.0.0.1:9011", "r1", 3)
     assert s.online and s.spu_type is md.SpuType.CUSTOM

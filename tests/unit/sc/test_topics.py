@@ -6,11 +6,13 @@ import pytest
 
 from fluvial.sc.topics import (
     SchedulingGroups,
+    assigned_problem,
     computed_problem,
     config_problem,
     name_problem,
     parse_partition_name,
     place_replicas,
+    unknown_spu_problem,
 )
 
 
@@ -93,3 +95,35 @@ def test_placement_never_repeats_an_spu_in_a_partition() -> None:
                                               ("t-x", None)])
 def test_partition_names(name: str, parsed: tuple[str, int] | None) -> None:
     assert parse_partition_name(name) == parsed
+
+
+@pytest.mark.parametrize(
+    ("maps", "problem"),            # fluvio topic/spec.rs tests (test_replica_map_ids / _spu_ids) of v0.17.3
+    [
+        ([(0, [1]), (1, [1]), (2, [2])], None),
+        ([], "no assigned partitions found"),
+        ([(1, [0]), (2, [2])], "assigned partitions must start with id 0"),
+        ([(0, [0]), (2, [2])], "assigned partition ids must be in sequence and without gaps"),
+        ([(0, [0]), (2, [2]), (1, [1])], "assigned partition ids must be in sequence and without gaps"),
+        ([(0, [0]), (1, [1]), (1, [1])], "assigned partition ids must be in sequence and without gaps"),
+        ([(0, []), (1, [1])], "assigned replicas must have at least one spu id"),
+        ([(0, [1, 2]), (1, [1])], "all assigned replicas must have the same number of spu ids: 2"),
+        ([(0, [1, 2]), (1, [1, 1])], "duplicate spu ids found in assigned partition with id: 1"),
+        ([(0, [3, 1, 2, 3])], "duplicate spu ids found in assigned partition with id: 0"),
+        ([(0, [1, 2]), (1, [1, -2])], "invalid spu id: -2 in assigned partition with id: 1"),
+    ],
+)
+def test_assigned_problem(maps: list[tuple[int, list[int]]], problem: str | None) -> None:
+    assert assigned_problem(maps) == problem
+
+
+def test_unknown_spu_problem() -> None:
+    assert unknown_spu_problem([(0, [5001, 5002])], [5001, 5002, 5003]) is None
+    assert unknown_spu_problem([(0, [5001]), (1, [5009])], [5001]) == "invalid spu id: 5009"
+
+
+def test_place_replicas_keeps_existing_and_balances_new() -> None:
+    existing = {0: [1, 2]}
+    groups = SchedulingGroups.of(existing.values())
+    out = place_replicas(3, 2, [1, 2, 3], groups, existing)
+    assert out[0] == [1, 2] and {out[1][0], out[2][0]} == {2, 3} and all(len(set(r)) == 2 for r in out.values())
