@@ -529,4 +529,4 @@ def test_smartmodule_test_runs_locally_and_from_the_cluster(smcluster: Cluster, 
                             '{"uses": "sm-test-filter", "with": {"key": "b"}}')
     assert res.stdout.split() == ["bb"]
     res = smcluster.fluvial("sm", "test", "--text", "x", "--transforms-line", '{"uses": "absent"}', check=False)
-    assert res.returncode == 1 and "SmartModule absent was not found" in res.stderr
+    assert res.returncode == 1 and res.stderr.strip() == "smartmodule absent not found"

@@ -15,16 +15,18 @@ from fluvial.cli.common import (
     ClusterOpt,
     OutputOpt,
     ProfileOpt,
+    conflict,
     emit,
     errors_to_exit,
     fail,
     out,
     render_table,
+    usage_error,
     with_admin,
 )
 from fluvial.client import smartmodules as smi
 from fluvial.client.admin import Admin, SmartModuleInfo
-from fluvial.errors import FluvialError, InvalidConfig
+from fluvial.errors import FluvialError
 from fluvial.protocol import spu as sp
 from fluvial.sc import topics as rules
 
@@ -54,15 +56,17 @@ def invocations(smartmodule: str | None, smartmodule_path: Path | None, aggregat
                 transforms_line: Sequence[str] | None) -> tuple[sp.SmartModuleInvocation, ...]:
     """The chain the flags ask for, with fluvio's conflicts between them (clap groups there)."""
     if smartmodule is not None and smartmodule_path is not None:
-        raise InvalidConfig("the argument '--smartmodule <SMARTMODULE>' cannot be used with '--smartmodule-path'")
+        conflict("--smartmodule <SMARTMODULE>", "--smartmodule-path <SMARTMODULE_PATH>")
     named = smartmodule is not None or smartmodule_path is not None
     if (aggregate_initial is not None or params) and not named:
-        flag = "--aggregate-initial" if aggregate_initial is not None else "--params"
-        raise InvalidConfig(f"{flag} requires --smartmodule or --smartmodule-path")
+        flag = "--aggregate-initial <AGGREGATE_INITIAL>" if aggregate_initial is not None else "--params <PARAMS>"
+        usage_error(f"the following required arguments were not provided:\n  <--smartmodule <SMARTMODULE>|"
+                    f"--smartmodule-path <SMARTMODULE_PATH>> (required by {flag})")
     if named and (transforms is not None or transforms_line):
-        raise InvalidConfig("--transforms cannot be used with --smartmodule or --smartmodule-path")
+        conflict("--transforms <TRANSFORMS>" if transforms is not None else "--transforms-line <TRANSFORMS_LINE>",
+                 "--smartmodule <SMARTMODULE>" if smartmodule is not None else "--smartmodule-path <SMARTMODULE_PATH>")
     if transforms is not None and transforms_line:
-        raise InvalidConfig("--transforms-line cannot be used with --transforms")
+        conflict("--transforms-line <TRANSFORMS_LINE>", "--transforms <TRANSFORMS>")
     initial = aggregate_initial.encode() if aggregate_initial is not None else None
     kv = smi.parse_params(params or [])
     if smartmodule is not None:
@@ -216,23 +220,24 @@ def test(
     from fluvial.smartengine import ModuleSpec, Params, run_records, unpack_wasm
 
     inputs = [text is not None, stdin, file is not None]
-    if sum(inputs) != 1:
-        fail("exactly one of --text, --stdin or --file is required" if not any(inputs) else
-             "--text, --stdin and --file cannot be used together", 2)
+    if sum(inputs) > 1:
+        usage_error("the arguments --text, --stdin and --file cannot be used together")
+    if not any(inputs):
+        usage_error("No valid input provided: one of --text, --stdin or --file is required")
     if raw and file is None:
-        fail("--raw requires --file", 2)
+        usage_error("the following required arguments were not provided:\n  --file <FILE> (required by --raw)")
     if wasm_file is None and transforms is None and not transforms_line:
-        fail("one of --wasm-file, --transforms or --transforms-line is required", 2)
+        usage_error("one of --wasm-file, --transforms or --transforms-line is required")
     lookback = sp.Lookback(lookback_last, None) if lookback_last is not None else None
     with errors_to_exit():
         if wasm_file is not None:
             if transforms is not None or transforms_line:
-                raise InvalidConfig("--wasm-file cannot be used with --transforms or --transforms-line")
+                conflict("--wasm-file <WASM_FILE>", "--transforms <TRANSFORMS>")
             specs = [ModuleSpec(unpack_wasm(wasm_file.read_bytes(), wasm_file.name),
                                 Params(smi.parse_params(params or []), lookback), name=wasm_file.name)]
         else:
             if params:
-                raise InvalidConfig("--params cannot be used with --transforms or --transforms-line")
+                conflict("--params <PARAMS>", "--transforms <TRANSFORMS>")
             chain = smi.transforms_from_lines(transforms_line) if transforms_line else \
                 smi.transforms_from_file(transforms)  # type: ignore[arg-type]
             names = [c.wasm.name for c in chain]  # type: ignore[union-attr]
@@ -267,4 +272,12 @@ def test(
 
 
 async def _fetch_all(admin: Admin, names: Sequence[str]) -> list[bytes]:
-    return [await admin.smartmodule_wasm(n) for n in names]
+    from fluvial.errors import SmartModuleNotFound
+
+    out = []
+    for n in names:
+        try:
+            out.append(await admin.smartmodule_wasm(n))
+        except SmartModuleNotFound:
+            fail(f"smartmodule {n} not found")        # fluvio-cli-common/src/smartmodule.rs: build_chain
+    return out

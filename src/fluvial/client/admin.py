@@ -18,7 +18,7 @@ from typing import Any
 
 from fluvial import defaults as d
 from fluvial.client.metadata import public_host
-from fluvial.errors import ErrorCode, InvalidConfig, admin_error
+from fluvial.errors import ErrorCode, InvalidConfig, SmartModuleNotFound, admin_error
 from fluvial.protocol import codec
 from fluvial.protocol import fluvial_api as fa
 from fluvial.protocol import metadata as md
@@ -414,8 +414,7 @@ class Admin:
         _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
         found = sm.find(name, {m.name: m.spec for m in resp.objects})
         if found is None:
-            raise admin_error(ErrorCode.SMART_MODULE_NOT_FOUND, name, f"SmartModule {name} was not found",
-                              kind="smartmodule")
+            raise SmartModuleNotFound(name)
         return sm.raw_wasm(found[1].wasm.payload, d.SMARTMODULE_MAX_WASM_BYTES)
 
     async def delete_smartmodule(self, name: str, *, timeout: float | None = None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fluvial.cli import smartmodule as cli_sm
+from fluvial.cli.common import UsageProblem
 from fluvial.client import smartmodules as smi
 from fluvial.errors import InvalidConfig
 from fluvial.protocol import spu as sp
@@ -151,14 +152,18 @@ def test_cli_flags_build_one_chain(tmp_path: Path) -> None:
     assert len(cli_sm.invocations(None, None, None, None, None, ['{"uses":"z"}'])) == 1
 
 
-@pytest.mark.parametrize(("args", "reason"), [
-    (("n", "PATH", None, None, None, None), "cannot be used with"),
-    ((None, None, "0", None, None, None), "requires --smartmodule"),
-    ((None, None, None, ["a=b"], None, None), "requires --smartmodule"),
-    (("n", None, None, None, "T", None), "cannot be used with --smartmodule"),
-    ((None, None, None, None, "T", ['{"uses":"z"}']), "cannot be used with --transforms"),
+@pytest.mark.parametrize(("args", "reason"), [      # clap's groups in consume/mod.rs:173-221 (usage errors, exit 2)
+    (("n", "PATH", None, None, None, None),
+     "the argument '--smartmodule <SMARTMODULE>' cannot be used with '--smartmodule-path <SMARTMODULE_PATH>'"),
+    ((None, None, "0", None, None, None), "required by --aggregate-initial"),
+    ((None, None, None, ["a=b"], None, None), "required by --params"),
+    (("n", None, None, None, "T", None),
+     "the argument '--transforms <TRANSFORMS>' cannot be used with '--smartmodule <SMARTMODULE>'"),
+    ((None, None, None, None, "T", ['{"uses":"z"}']),
+     "the argument '--transforms-line <TRANSFORMS_LINE>' cannot be used with '--transforms <TRANSFORMS>'"),
 ])
 def test_cli_flag_conflicts(args: tuple[object, ...], reason: str, tmp_path: Path) -> None:
     real = tuple(tmp_path / "x" if a in ("PATH", "T") else a for a in args)
-    with pytest.raises(InvalidConfig, match=reason):
+    with pytest.raises(UsageProblem) as e:
         cli_sm.invocations(*real)  # type: ignore[arg-type]
+    assert reason in str(e.value)
