@@ -15,6 +15,7 @@ SEGMENT_MAX_BYTES = 1 * GIB
 SEGMENT_MIN_BYTES = 1 * KIB                       # SC validation minimum for a topic's segment size
 INDEX_MAX_INTERVAL_BYTES = 4096                   # sparse index: one entry per this many log bytes
 INDEX_MAX_BYTES = 10 * MIB                        # cap of an active index preallocation
+INDEX_PREALLOC_INITIAL_BYTES = 16 * KIB           # an active index starts with this much (2,048 entries ≈ 8 MiB of log)
 INDEX_ENTRY_BYTES = 8
 INDEX_FLUSH_ENTRIES = 64                          # active index entries are written in groups of this many
 BATCH_MAX_BYTES = 32 * MIB                        # Fluvio's max_request_size, enforced per batch
