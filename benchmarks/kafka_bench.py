@@ -394,6 +394,59 @@ for path in P["files"]:
     os.close(fd)
 """
 
+# The SPU's own cost per produce request: one pre-encoded Produce request (one batch of one record,
+# no producer id, leader acks) sent P["requests"] times over one connection, one in flight, each answer
+# read whole; the client does no encoding in the timed window, so the SPU's CPU per request is its cost.
+# Beside it, the storage engine's own `Replica.append` of the same batch bytes, in this process.
+RAW_PRODUCER = PRELUDE + """
+import socket, struct, tempfile, shutil
+from fluvial.client.batchcodec import encode_batch
+from fluvial.protocol import spu as sp
+from fluvial.protocol.codec import encode
+from fluvial.protocol.frame import RequestHeader, encode_request
+from fluvial.storage import Replica, ReplicaConfig
+v = P["version"]
+batch = encode_batch([os.urandom(8)], [os.urandom(P["value_bytes"])], timestamp_ms=int(time.time() * 1000))
+req = sp.ProduceRequest(None, sp.Isolation.READ_UNCOMMITTED, 5000, [sp.TopicProduceData(P["topic"], [
+    sp.PartitionProduceData(0, batch)])], [])
+frame = encode_request(RequestHeader(sp.SpuApiKey.PRODUCE, v, 7, "raw"), encode(req, v))
+sock = socket.create_connection(("127.0.0.1", P["port"]))
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+size_s = struct.Struct(">i")
+buf = bytearray(1 << 16)
+view = memoryview(buf)
+def answer():
+    got = 0
+    while got < 4 or got < 4 + size_s.unpack_from(buf)[0]:
+        k = sock.recv_into(view[got:])
+        if not k:
+            raise SystemExit("SPU closed the connection")
+        got += k
+    return got
+sock.sendall(frame)
+answer()                                          # the first one untimed (topic metadata, files warm)
+n = P["requests"]
+w0, s0, c0, t0 = spu_wait(), spu_cpu(), time.process_time(), time.perf_counter()
+for _ in range(n):
+    sock.sendall(frame)
+    answer()
+t1, c1, s1, w1 = time.perf_counter(), time.process_time(), spu_cpu(), spu_wait()
+d = tempfile.mkdtemp(dir=P["dir"])
+try:
+    r = Replica.open(d, ReplicaConfig())
+    r.append(batch)
+    a0 = time.process_time()
+    for _ in range(n):
+        r.append(batch)
+    a1 = time.process_time()
+    r.close()
+finally:
+    shutil.rmtree(d, True)
+print(json.dumps({"seconds": t1 - t0, "client_cpu": c1 - c0, "spu_cpu": s1 - s0, "spu_wait": w1 - w0,
+                  "requests": n, "batch_bytes": len(batch), "frame_bytes": len(frame),
+                  "storage_append_cpu": a1 - a0}))
+"""
+
 # Latency: a producer paced at P["rate"] records/s (P["per_tick"] records every tick), each value
 # starting with its CLOCK_MONOTONIC send time and sequence number; a consumer that records arrival −
 # send time. P["system"]: fluvial | kafka | nats.
@@ -698,6 +751,50 @@ THROUGHPUT_TARGETS = {
     **{(f"fluvial next_batch ÷ {KAFKA} consume", s): "≥ 1" for s in (100, KIB, 10 * KIB, 100 * KIB)},
     ("raw reader on the SPU ÷ sendfile loopback (bytes/s)", 100 * KIB): "≥ 0.7",
 }
+
+
+def spu_cost(env: Env, value_bytes: int, requests: int) -> dict[str, Any]:
+    """SPU CPU µs per produce request of one `value_bytes` record, and the storage engine's own append
+    CPU µs for the same batch (see RAW_PRODUCER)."""
+    c = env.cluster
+    topic = env.name(f"cost{value_bytes}")
+    create_fluvial_topic(env, topic, 1)
+    params = {"port": c.spu_port, "topic": topic, "value_bytes": value_bytes, "requests": requests,
+              "version": d.SPU_API_VERSION, "spu_pid": c.spu_pid, "dir": str(env.work)}
+    out = run_script(RAW_PRODUCER, params, c.env, env.args.timeout)
+    delete_topic(c, topic)
+    out.update(value_bytes=value_bytes, spu_us=out["spu_cpu"] / requests * 1e6,
+               storage_us=out["storage_append_cpu"] / requests * 1e6,
+               round_trip_us=out["seconds"] / requests * 1e6)
+    return out
+
+
+def suite_spu_cost(env: Env, points: list[tuple[int, int]], reps: int) -> dict[str, Any]:
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for rep in range(reps):
+        for v, n in (points if rep % 2 == 0 else points[::-1]):
+            out = spu_cost(env, v, n)
+            runs.setdefault(v, []).append(out)
+            log(f"  rep {rep + 1}, SPU cost, 1 × {v} B per request: SPU {out['spu_us']:.1f} µs/request, storage append "
+                f"{out['storage_us']:.1f} µs, round trip {out['round_trip_us']:.0f} µs")
+    rows = []
+    for v, rs in runs.items():
+        spu, sto = median([r["spu_us"] for r in rs]), median([r["storage_us"] for r in rs])
+        rows.append([f"1 × {v} B ({rs[0]['batch_bytes']:,} B batch)", f"{spu:.1f}", fmt_range([r["spu_us"] for r in rs], 1),
+                     f"{sto:.1f}", f"{spu - sto:.1f}", f"{median([r['round_trip_us'] for r in rs]):.0f}"])
+    sizes = sorted(runs)
+    slope = {}
+    if len(sizes) >= 2:      # per-byte cost: from the smallest to the largest request
+        lo, hi = sizes[0], sizes[-1]
+        db = runs[hi][0]["batch_bytes"] - runs[lo][0]["batch_bytes"]
+        for key in ("spu_us", "storage_us"):
+            slope[key] = (median([r[key] for r in runs[hi]]) - median([r[key] for r in runs[lo]])) / db * 1000
+        rows.append(["per KB above the smallest (slope)", f"{slope['spu_us']:.2f}", "", f"{slope['storage_us']:.2f}",
+                     f"ratio {slope['spu_us'] / max(1e-9, slope['storage_us']):.2f} (target ≤ 1.5)", ""])
+    print()
+    print_markdown_table(["produce request", "SPU CPU µs/request", "range", "storage append µs", "SPU − storage µs",
+                          "round trip µs"], rows)
+    return {"runs": {str(k): v for k, v in runs.items()}, "table": rows, "per_kb_us": slope}
 
 
 # ============================================================================================ latency
@@ -1016,8 +1113,7 @@ def suite_scale(env: Env, partitions: list[int], consumers: list[int], sizes: li
             log(f"  rep {rep + 1}, {p} partitions: {out['records_s']:,.0f} records/s, SPU RSS {out['spu_rss_mib']:.0f} MiB, "
                 f"preallocated {out['prealloc_bytes'] / MIB:,.1f} MiB")
     cons_runs: list[dict[str, Any]] = []
-    topic = env.name("sc-cons")
-    create_fluvial_topic(env, topic, 1)
+    topic = env.name("sc-cons")                      # created by the producer run
     crecords = max(1, volume // (10 * KIB))
     run_produce(args, env.cluster, Case(10 * KIB, crecords, 8), "fluvial/send_all", topic)
     for rep in range(reps):
@@ -1120,6 +1216,9 @@ def run_suite(args: argparse.Namespace, env: Env) -> dict[str, Any]:
         if args.suite == "quick":
             sizes = [(100, 50_000), (10 * KIB, 5_000), (100 * KIB, 500)]
         out["throughput"] = suite_throughput(env, sizes, args.reps)
+        cost = [(100, 20_000), (10 * KIB, 10_000), (100 * KIB, 2_000)]
+        out["spu_cost"] = suite_spu_cost(env, cost if args.suite == "kafka" else [(v, n // 4) for v, n in cost],
+                                         args.reps)
     if args.suite in ("latency", "quick"):
         points = [(5000, 100), (5000, 1024), (50_000, 100), (50_000, 1024)]
         if args.suite == "quick":

@@ -96,7 +96,8 @@ class Connection:
         async with self._write_lock:
             self._check_open()
             self.writer.write(encode_response(correlation_id, body))
-            await self._drain()
+            if self.writer.transport.get_write_buffer_size():   # else the socket took it all: no drain
+                await self._drain()                             # (and no timer) needed
 
     async def send_with_file(self, correlation_id: int, head: bytes, fd: int, offset: int, count: int) -> None:
         """Send a response whose tail is `count` bytes of a file, zero-copy where the socket takes them.
