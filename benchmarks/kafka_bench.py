@@ -57,6 +57,7 @@ from typing import Any
 from benchlib import (
     REPO,
     RESULTS,
+    Service,
     fmt_range,
     fs_type,
     interrupt_on_signals,
@@ -72,7 +73,7 @@ from benchlib import (
     results_dir,
     write_results,
 )
-from client_bench import PRELUDE, BenchError, Cluster, _port_free, run_script
+from client_bench import ACCEPT_ONE, PRELUDE, BenchError, Cluster, _port_free, run_script
 from fluvial import defaults as d
 from fluvial_client_bench import Case, delete_topic, run_consume, run_produce
 
@@ -118,7 +119,7 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log_path: Pat
     raise BenchError(f"{what} did not listen on {port} (exit {proc.poll()}):\n{text}")
 
 
-class KafkaServer:
+class KafkaServer(Service):
     """ZooKeeper 3.4.6 and one Kafka 0.9.0.1 broker on free loopback ports, data under `root`; a context
     manager that stops both (SIGTERM, SIGKILL after 20 s) whatever happened."""
 
@@ -207,17 +208,6 @@ class KafkaServer:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
-
-    def __enter__(self) -> KafkaServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
@@ -366,14 +356,7 @@ print(json.dumps({"seconds": t1 - t0, "client_cpu": c1 - c0, "spu_cpu": s1 - s0,
 
 # The baseline server: `os.sendfile` of the given files' bytes in frames of max_bytes, one frame
 # outstanding until the reader's acknowledgement (as the SPU's StreamFetch).
-SENDFILE_SERVER = """
-import json, os, socket, struct, sys
-P = json.loads(sys.argv[1])
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-print(srv.getsockname()[1], flush=True)
-conn, _ = srv.accept()
+SENDFILE_SERVER = ACCEPT_ONE + """
 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 ack = bytearray(P["ack_bytes"])
 for path in P["files"]:
