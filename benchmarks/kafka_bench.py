@@ -90,8 +90,7 @@ RAW_FRAME_BYTES = d.STREAM_FETCH_MAX_BYTES          # the raw reader asks for wh
 KAFKA_CLIENT = {"api.version.request": False, "broker.version.fallback": "0.9.0.1"}
 KAFKA_PRODUCER = {"acks": 1, "linger.ms": 5, "compression.type": "none", "queue.buffering.max.messages": 1_000_000,
                   "queue.buffering.max.kbytes": 1_048_576, "message.max.bytes": 4 * MIB}
-KAFKA_CONSUMER = {"group.id": "fluvial-bench", "enable.auto.commit": False, "fetch.message.max.bytes": 4 * MIB,
-                  "receive.message.max.bytes": 64 * MIB}
+KAFKA_CONSUMER = {"group.id": "fluvial-bench", "enable.auto.commit": False}   # librdkafka's fetch defaults
 
 
 # ============================================================================================== Kafka
@@ -672,7 +671,7 @@ def throughput_rep(env: Env, case: Case, rep: int, produce: list[str], consume: 
     """One rep of one record size: every producer side into a fresh topic, then every consumer side."""
     if rep % 2:
         produce, consume = produce[::-1], consume[::-1]
-    topics = {side: env.name(f"k{case.value_bytes}-{rep}") for side in produce}
+    topics = {side: env.name(f"k{case.value_bytes}-{rep}") for side in produce}     # rep -1: warm-up
     if env.kafka is not None and "kafka" in produce:
         env.kafka.create_topics([topics["kafka"]])
     line = []
@@ -687,7 +686,7 @@ def throughput_rep(env: Env, case: Case, rep: int, produce: list[str], consume: 
     for side in produce:
         if side != "kafka":
             delete_topic(env.cluster, topics[side])
-    log(f"  rep {rep + 1}, {case.label}: " + ", ".join(line) + " records/s")
+    log(f"  {'warm-up' if rep < 0 else f'rep {rep + 1}'}, {case.label}: " + ", ".join(line) + " records/s")
 
 
 def bytes_of(case: Case, side: str, run: dict[str, Any]) -> float:
@@ -1052,6 +1051,8 @@ def suite_throughput(env: Env, sizes: list[tuple[int, int]], reps: int) -> dict[
     cases = [Case(v, n, 8) for v, n in sizes]
     produce = ["kafka", "fluvial/send_all"] + (["official/send"] if env.args.official else [])
     consume = ["kafka", "fluvial/batch"] + (["official"] if env.args.official else []) + ["raw/spu", "raw/sendfile"]
+    for case in cases:          # untimed warm-up, 10 % of each size: the broker's JIT, the page cache, imports
+        throughput_rep(env, Case(case.value_bytes, max(10, case.records // 10), 8), -1, produce, consume)
     for rep in range(reps):
         for case in (cases if rep % 2 == 0 else cases[::-1]):
             throughput_rep(env, case, rep, produce, consume)
