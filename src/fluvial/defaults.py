@@ -135,6 +135,7 @@ CLIENT_METADATA_TIMEOUT_SECONDS = 30.0            # waiting for the SC's metadat
 PRODUCER_BATCH_BYTES = 16 * KIB                   # Fluvio's default batch_size
 PRODUCER_LINGER_SECONDS = 0.1                     # Fluvio's default linger (100 ms)
 PRODUCER_BUFFER_BYTES = 64 * MIB                  # records buffered or in flight; send() waits above this
+PRODUCER_SEND_ALL_SLICE_BYTES = 1 * MIB           # send_all seals this much, then lets the senders run
 PRODUCER_REQUEST_MAX_BYTES = 8 * MIB              # batches of one partition packed into one produce request
 PRODUCE_REQUEST_HEADROOM_BYTES = 64 * KIB         # a produce frame's room for its header, topic name and entries
 PRODUCER_RECORD_OVERHEAD_BYTES = 12               # estimate of a record's framing in a batch (varints, flags)
