@@ -1096,9 +1096,15 @@ def suite_scale(env: Env, partitions: list[int], consumers: list[int], sizes: li
                 volume: int) -> dict[str, Any]:
     args = env.args
     part_runs: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     for rep in range(reps):
         for p in (partitions if rep % 2 == 0 else partitions[::-1]):
-            out = scale_partitions(env, p, args.scale_records, 1 * KIB)
+            try:
+                out = scale_partitions(env, p, args.scale_records, 1 * KIB)
+            except BenchError as e:       # recorded (and left out of the medians), the curve goes on
+                failures.append({"partitions": p, "rep": rep, "error": str(e)[-3000:]})
+                log(f"  rep {rep + 1}, {p} partitions: FAILED: {str(e)[-300:]}")
+                continue
             part_runs.append(out)
             log(f"  rep {rep + 1}, {p} partitions: {out['records_s']:,.0f} records/s, SPU RSS {out['spu_rss_mib']:.0f} MiB, "
                 f"preallocated {out['prealloc_bytes'] / MIB:,.1f} MiB")
@@ -1160,7 +1166,8 @@ def suite_scale(env: Env, partitions: list[int], consumers: list[int], sizes: li
     print()
     print_markdown_table(["curve", "x", "a", "b", "c"], rows)
     loss = [1 - t / tput[0] for t in tput]
-    return {"partitions": part_runs, "consumers": cons_runs, "record_size": size_runs, "table": rows,
+    return {"partitions": part_runs, "partition_failures": failures, "consumers": cons_runs,
+            "record_size": size_runs, "table": rows,
             "throughput_loss_vs_1_partition": dict(zip(xs, loss, strict=True))}
 
 
