@@ -1102,7 +1102,8 @@ def suite_scale(env: Env, partitions: list[int], consumers: list[int], sizes: li
             try:
                 out = scale_partitions(env, p, args.scale_records, 1 * KIB)
             except BenchError as e:       # recorded (and left out of the medians), the curve goes on
-                failures.append({"partitions": p, "rep": rep, "error": str(e)[-3000:]})
+                failures.append({"partitions": p, "rep": rep, "error": str(e)[-3000:],
+                                 "server_logs": env.cluster.logs(lines=60)})
                 log(f"  rep {rep + 1}, {p} partitions: FAILED: {str(e)[-300:]}")
                 continue
             part_runs.append(out)
