@@ -1180,8 +1180,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=("kafka", "latency", "scale", "quick"), required=True)
     p.add_argument("--reps", type=int, default=None, help="reps (default 5 for kafka, 3 otherwise; min 3)")
-    p.add_argument("--official", action=argparse.BooleanOptionalAction, default=True,
-                   help="the official fluvio client's send and consume as well (default on)")
+    p.add_argument("--official", action=argparse.BooleanOptionalAction, default=None,
+                   help="the official fluvio client's send and consume as well (default on, off in quick)")
     p.add_argument("--nats", action=argparse.BooleanOptionalAction, default=True, help="NATS JetStream in latency")
     p.add_argument("--latency-seconds", type=float, default=None, help="seconds per latency run (10; quick 3)")
     p.add_argument("--latency-warmup", type=float, default=1.0, help="seconds of each latency run not counted")
@@ -1201,8 +1201,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="results file (default benchmarks/results/kafka_<suite>.json)")
     args = p.parse_args(argv)
     args.reps = max(3, args.reps or (5 if args.suite == "kafka" else 3))
-    args.latency_seconds = args.latency_seconds or (3.0 if args.suite == "quick" else 10.0)
-    args.scale_records = args.scale_records or (40_000 if args.suite == "quick" else 200_000)
+    args.official = args.suite != "quick" if args.official is None else args.official
+    args.latency_seconds = args.latency_seconds or (2.0 if args.suite == "quick" else 10.0)
+    args.scale_records = args.scale_records or (20_000 if args.suite == "quick" else 200_000)
     args.json = args.json or str(RESULTS / f"kafka_{args.suite}.json")
     return args
 
@@ -1215,7 +1216,7 @@ def run_suite(args: argparse.Namespace, env: Env) -> dict[str, Any]:
             sizes = [(100, 50_000), (10 * KIB, 5_000), (100 * KIB, 500)]
         out["throughput"] = suite_throughput(env, sizes, args.reps)
         cost = [(100, 20_000), (10 * KIB, 10_000), (100 * KIB, 2_000)]
-        out["spu_cost"] = suite_spu_cost(env, cost if args.suite == "kafka" else [(v, n // 4) for v, n in cost],
+        out["spu_cost"] = suite_spu_cost(env, cost if args.suite == "kafka" else [(v, n // 10) for v, n in cost],
                                          args.reps)
     if args.suite in ("latency", "quick"):
         points = [(5000, 100), (5000, 1024), (50_000, 100), (50_000, 1024)]
