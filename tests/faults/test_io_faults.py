@@ -517,6 +517,7 @@ def _inject(io: FaultyFileIO, replica: Replica, operation: str, err: int) -> byt
         writer = replica._active.writer
         assert writer is not None
         writer.preallocated = False                   # as after starting with no space for the index
+        writer.allocated_bytes = 0
         io.plan.fail_fallocate = err
     elif operation == "fsync":
         assert err == errno.EIO
@@ -569,6 +570,42 @@ def test_failure_table(tmp_path: Path, operation: str, err: int,
             replica.append(batch)
         assert replica.state is ReplicaState.FAILED
     replica.close()
+
+
+@pytest.mark.parametrize(("err", "expected"), [(errno.ENOSPC, SPACE), (errno.EIO, FAILED)],
+                         ids=["ENOSPC", "EIO"])
+def test_index_growth_step_fails_like_a_preallocation(tmp_path: Path, err: int,
+                                                       expected: tuple[type[StorageError], ReplicaState, ErrorCode]) -> None:
+    """The active index grows in fallocate steps ahead of its entries; a step the disk refuses fails
+    the append before a byte of it is written, classified as a preallocation, and (for ENOSPC) the
+    same append succeeds once the disk gives room."""
+    exc_class, state, code = expected
+    io = FaultyFileIO()
+    replica = open_replica(tmp_path, io, interval=64)       # default 1 GiB segment: a 16 KiB first step
+    writer = replica._active.writer
+    assert writer is not None and writer.allocated_bytes == d.INDEX_PREALLOC_INITIAL_BYTES
+    tag = 0
+    while writer.reserve_bytes() == 0:
+        replica.append(batch_of(tag))
+        tag += 1
+    good, leo, sizes = read_records(replica), replica.leo, file_sizes(tmp_path)
+    io.plan.fail_fallocate = err
+    with pytest.raises(StorageError) as info:
+        replica.append(batch_of(tag))
+    assert (type(info.value), replica.state, info.value.code) == (exc_class, state, code)
+    assert (replica.leo, read_records(replica)) == (leo, good)
+    assert marker(tmp_path).exists() == (state is ReplicaState.FAILED)
+    assert {k: v for k, v in file_sizes(tmp_path).items() if k != d.FAILED_MARKER_FILE} == sizes
+    io.plan = FaultPlan()
+    if state is ReplicaState.FAILED:
+        replica.close()
+        return
+    replica.append(batch_of(tag))
+    assert replica.state is ReplicaState.OK
+    assert writer.allocated_bytes == 2 * d.INDEX_PREALLOC_INITIAL_BYTES
+    assert read_records(replica) == [*good, *records_of(tag)]
+    replica.close()
+    assert_clean(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------- bad input

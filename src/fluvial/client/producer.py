@@ -321,8 +321,15 @@ class TopicProducer:
                 + d.PRODUCER_RECORD_OVERHEAD_BYTES * len(vs)
             if self._buffered + size > self.config.max_buffer_bytes:
                 await self._wait_space(min(size, self.config.max_buffer_bytes))
-            parts.extend(self._add_many(p, idx, ks, vs, size))
-            await asyncio.sleep(0)           # the senders go while the caller prepares its next call
+            # sealed a slice at a time, the loop run between slices: a partition's sender sends (and
+            # hears back) while the rest is still being encoded, instead of after the whole call
+            per_record = max(1, size // max(1, len(vs)))
+            n = max(1, d.PRODUCER_SEND_ALL_SLICE_BYTES // per_record)
+            for lo in range(0, len(vs), n):
+                hi = min(len(vs), lo + n)
+                parts.extend(self._add_many(p, idx[lo:hi], ks[lo:hi] if ks is not None else None, vs[lo:hi],
+                                            per_record * (hi - lo)))
+                await asyncio.sleep(0)       # the senders go while the caller prepares its next call
         return BatchOutput(parts)
 
     def _check_record(self, key_value_bytes: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -83,7 +84,12 @@ class Fixed(WireType):
             raise ProtocolError(f"cannot encode {value!r} as {self.st.format}: {e}") from e
 
     def decode(self, r: Reader, version: int) -> Any:
-        return r.unpack(self.st)
+        st, pos = self.st, r.pos          # Reader.unpack inlined: the codec's most frequent call
+        if pos + st.size > r.end:
+            raise ProtocolError(f"need {st.size} bytes at {pos}, {r.end - pos} remain")
+        (value,) = st.unpack_from(r.buf, pos)
+        r.pos = pos + st.size
+        return value
 
     def default(self) -> Any:
         return self._default
@@ -300,18 +306,21 @@ def message(cls: type[M]) -> type[M]:
     return cls
 
 
+@functools.lru_cache(maxsize=4096)
+def _fields_at(cls: type, version: int) -> tuple[tuple[str, WireType], ...]:
+    """The wire fields of `cls` present at `version`, in order: worked out once per (message, version)
+    instead of on every encode and decode (bounded: versions come from the peer)."""
+    return tuple((name, wtype) for name, wtype, lo, hi in cls.WIRE_FIELDS  # type: ignore[attr-defined]
+                 if version >= lo and (hi is None or version <= hi))
+
+
 def encode_into(msg: Any, out: bytearray, version: int) -> None:
-    for name, wtype, lo, hi in msg.WIRE_FIELDS:
-        if version >= lo and (hi is None or version <= hi):
-            wtype.encode(getattr(msg, name), out, version)
+    for name, wtype in _fields_at(type(msg), version):
+        wtype.encode(getattr(msg, name), out, version)
 
 
 def decode_from(cls: type[M], r: Reader, version: int) -> M:
-    values = {}
-    for name, wtype, lo, hi in cls.WIRE_FIELDS:  # type: ignore[attr-defined]
-        if version >= lo and (hi is None or version <= hi):
-            values[name] = wtype.decode(r, version)
-    return cls(**values)
+    return cls(**{name: wtype.decode(r, version) for name, wtype in _fields_at(cls, version)})
 
 
 def encode(msg: Any, version: int) -> bytes:

@@ -98,9 +98,28 @@ def index_capacity_bytes(segment_max_bytes: int, interval_bytes: int) -> int:
     return min(d.INDEX_MAX_BYTES, entries * d.INDEX_ENTRY_BYTES)
 
 
+def index_initial_bytes(capacity_bytes: int) -> int:
+    """Pure: what a new active index preallocates: a small first step, never more than its capacity."""
+    return min(capacity_bytes, d.INDEX_PREALLOC_INITIAL_BYTES)
+
+
+def index_growth_target(allocated_bytes: int, needed_bytes: int, capacity_bytes: int) -> int:
+    """Pure: the size an active index grows to so that `needed_bytes` fit: its allocation doubled
+    (from the initial step) until they do, capped at its capacity."""
+    target = max(allocated_bytes, index_initial_bytes(capacity_bytes))
+    while target < needed_bytes and target < capacity_bytes:
+        target *= 2
+    return min(target, capacity_bytes)
+
+
 class ActiveIndex:
     """The writable index of the active segment: preallocated with fallocate, written with pwrite
-    (never through an mmap of a sparse file: that dies with SIGBUS on a full tmpfs)."""
+    (never through an mmap of a sparse file: that dies with SIGBUS on a full tmpfs).
+
+    The allocation starts small (`index_initial_bytes`) and grows in doubling steps up to
+    `capacity_bytes` (sized from the segment size) ahead of the entries: the append path asks
+    `reserve_bytes()` before each write, passes it through the space guard's headroom check with the
+    batch, and calls `preallocate()`. So 1,000 idle partitions hold 16 KiB of index each, not 2 MiB."""
 
     def __init__(self, io: FileIO, path: str, capacity_bytes: int, entries: IndexEntries, interval_bytes: int) -> None:
         self.io = io
@@ -110,15 +129,29 @@ class ActiveIndex:
         self.interval_bytes = interval_bytes
         self.accumulated = 0
         self.handle = FileHandle(io, path, os.O_RDWR | os.O_CREAT)
-        self.preallocated = io.fsize(self.handle.fd) >= capacity_bytes
+        self.allocated_bytes = io.fsize(self.handle.fd)      # fallocate'd (or written) so far
+        self.preallocated = self.allocated_bytes >= index_initial_bytes(capacity_bytes)
         self._full_logged = False
         self._on_disk = len(entries)          # entries [0, _on_disk) are in the file
 
-    def preallocate(self) -> None:
-        """Reserve the index's blocks. Raises OSError (ENOSPC) when the disk cannot give them."""
+    def reserve_bytes(self) -> int:
+        """Bytes the next append must fallocate before it writes: the first step if none was taken
+        (e.g. after starting with no space), or the next step once the entries plus one flush group
+        could reach past the allocation; 0 when none is due."""
         if not self.preallocated:
-            self.io.fallocate(self.handle.fd, 0, self.capacity_bytes)
-            self.preallocated = True
+            return max(0, index_initial_bytes(self.capacity_bytes) - self.allocated_bytes)
+        needed = (len(self.entries) + d.INDEX_FLUSH_ENTRIES + 1) * d.INDEX_ENTRY_BYTES
+        if needed <= self.allocated_bytes or self.allocated_bytes >= self.capacity_bytes:
+            return 0
+        return index_growth_target(self.allocated_bytes, needed, self.capacity_bytes) - self.allocated_bytes
+
+    def preallocate(self) -> None:
+        """Take the step `reserve_bytes` names. Raises OSError (ENOSPC) when the disk cannot give it."""
+        n = self.reserve_bytes()
+        if n > 0:
+            self.io.fallocate(self.handle.fd, self.allocated_bytes, n)
+            self.allocated_bytes += n
+        self.preallocated = True
 
     def entry_due(self) -> bool:
         """Fluvio's sparse rule: the batch after `interval` accumulated bytes gets an entry."""
@@ -158,6 +191,7 @@ class ActiveIndex:
         """At seal time: write what is pending, cut the file to its used entries."""
         self.flush_entries()
         self.io.ftruncate(self.handle.fd, self.used_bytes())
+        self.allocated_bytes = self.used_bytes()
 
     def truncate_entries(self, count: int) -> None:
         """Forget entries past `count` and zero their slots on disk so a reopen does not see them."""

@@ -96,7 +96,8 @@ class Connection:
         async with self._write_lock:
             self._check_open()
             self.writer.write(encode_response(correlation_id, body))
-            await self._drain()
+            if self.writer.transport.get_write_buffer_size():   # else the socket took it all: no drain
+                await self._drain()                             # (and no timer) needed
 
     async def send_with_file(self, correlation_id: int, head: bytes, fd: int, offset: int, count: int) -> None:
         """Send a response whose tail is `count` bytes of a file, zero-copy where the socket takes them.
@@ -107,7 +108,8 @@ class Connection:
         async with self._write_lock:
             self._check_open()
             self.writer.write(_frame_head(4 + len(head) + count, correlation_id, head))
-            await self._drain()              # limits are (0, 0): returns once the buffer is empty
+            if self.writer.transport.get_write_buffer_size():
+                await self._drain()          # limits are (0, 0): returns once the buffer is empty
             sock = self.writer.get_extra_info("socket")
             raw = sock.fileno() if sock is not None else -1
             while count > 0:
@@ -115,7 +117,10 @@ class Connection:
                 sent = _sendfile_now(raw, fd, offset, step)
                 if sent:
                     await asyncio.sleep(0)   # one chunk at a time: other connections and heartbeats go between
-                else:                        # the socket is full: one chunk through the transport, then wait
+                elif raw >= 0:               # the socket is full: wait until it takes bytes again
+                    await self._writable(raw)
+                    continue
+                else:                        # no socket to sendfile to: one chunk through the transport
                     data = os.pread(fd, step, offset)
                     if not data:
                         raise ConnectionAbortedError(f"file ended {count} bytes before the frame's end")
@@ -125,6 +130,33 @@ class Connection:
                 offset += sent
                 count -= sent
 
+    async def _writable(self, raw: int) -> None:
+        """Wait until the socket can take bytes, within the write timeout. The transport owns `raw`, so
+        the wait watches a duplicate of it (the loop refuses to watch a transport's own fd): no file
+        bytes copied through Python while the peer reads slower than the file goes out."""
+        watch = os.dup(raw)
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        try:
+            loop.add_writer(watch, lambda: ready.done() or ready.set_result(None))
+            try:
+                async with asyncio.timeout(self.limits.write_timeout_seconds):
+                    await ready
+            except TimeoutError:
+                self._write_timed_out()
+            finally:
+                loop.remove_writer(watch)
+        finally:
+            os.close(watch)
+
+    def _write_timed_out(self) -> None:
+        metrics.CONNECTIONS_CLOSED.labels(self.name, "write_timeout").inc()
+        _bad_peer_log.warning(f"{self.name}:write_timeout",
+                              "write_timeout service=%s peer=%s seconds=%.1f: closing", self.name, self.peer,
+                              self.limits.write_timeout_seconds)
+        self.writer.transport.abort()
+        raise ConnectionAbortedError("peer took no bytes within the write timeout") from None
+
     async def _drain(self) -> None:
         """Wait until the socket took what was written; a peer that reads nothing for the write timeout
         is disconnected (one log line)."""
@@ -132,12 +164,7 @@ class Connection:
             async with asyncio.timeout(self.limits.write_timeout_seconds):
                 await self.writer.drain()
         except TimeoutError:
-            metrics.CONNECTIONS_CLOSED.labels(self.name, "write_timeout").inc()
-            _bad_peer_log.warning(f"{self.name}:write_timeout",
-                                  "write_timeout service=%s peer=%s seconds=%.1f: closing", self.name, self.peer,
-                                  self.limits.write_timeout_seconds)
-            self.writer.transport.abort()
-            raise ConnectionAbortedError("peer took no bytes within the write timeout") from None
+            self._write_timed_out()
 
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         """Run a stream task for this connection; a peer that went away just ends it."""

@@ -10,7 +10,14 @@ import pytest
 from fluvial import defaults as d
 from fluvial.errors import InvalidConfig
 from fluvial.storage.config import FlushKind, FlushPolicy, ReplicaConfig
-from fluvial.storage.index import IndexEntries, encode_entry, index_capacity_bytes, parse_index
+from fluvial.storage.index import (
+    IndexEntries,
+    encode_entry,
+    index_capacity_bytes,
+    index_growth_target,
+    index_initial_bytes,
+    parse_index,
+)
 from fluvial.storage.replica import (
     IO_FAILED,
     REPLICA_TRANSITIONS,
@@ -75,6 +82,27 @@ def test_parse_index(name: str, raw: bytes, log_size: int, expected: list[tuple[
 )
 def test_index_capacity_scales_with_segment(segment: int, interval: int, expected: int) -> None:
     assert index_capacity_bytes(segment, interval) == expected
+
+
+KiB = 1024
+
+
+@pytest.mark.parametrize(
+    ("allocated", "needed", "capacity", "expected"),
+    [(0, 8, 2 * MiB, 16 * KiB),                     # the first step
+     (16 * KiB, 16 * KiB + 8, 2 * MiB, 32 * KiB),   # one doubling
+     (32 * KiB, 200 * KiB, 2 * MiB, 256 * KiB),     # as many doublings as needed
+     (MiB, 3 * MiB, 2 * MiB, 2 * MiB),              # never past the capacity
+     (0, 8, 48, 48),                                # a small segment's whole index at once
+     (64 * KiB, 8, 2 * MiB, 64 * KiB)],             # never shrinks
+)
+def test_index_growth_target(allocated: int, needed: int, capacity: int, expected: int) -> None:
+    assert index_growth_target(allocated, needed, capacity) == expected
+
+
+def test_index_first_step_is_small_and_bounded_by_capacity() -> None:
+    assert index_initial_bytes(index_capacity_bytes(d.GIB, 4096)) == d.INDEX_PREALLOC_INITIAL_BYTES
+    assert index_initial_bytes(48) == 48
 
 
 def test_segment_names() -> None:

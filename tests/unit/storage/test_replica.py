@@ -240,3 +240,45 @@ def test_full_without_a_guard_does_not_flap(tmp_path: Path) -> None:
         io.plan.enospc_after_bytes = None
         assert r.append(batch_of(1000, 1)).base_offset == 1
         assert r.state is ReplicaState.OK and r._machine.transitions == 2
+
+
+def allocated(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def test_active_index_starts_small_and_grows_in_fallocated_steps(tmp_path: Path) -> None:
+    """Default 1 GiB segments: the index's capacity is 2 MiB, but a new partition preallocates only the
+    first step (16 KiB) and the index doubles ahead of its entries (allocated blocks, not a sparse
+    file); the entries written across the steps are all found again after a reopen."""
+    from fluvial import defaults as d
+
+    cfg = ReplicaConfig(index_max_interval_bytes=64)
+    idx = Path(tmp_path, "00000000000000000000.index")
+    with Replica.open(tmp_path, cfg) as r:
+        assert r._index_capacity == d.INDEX_MAX_BYTES
+        assert idx.stat().st_size == d.INDEX_PREALLOC_INITIAL_BYTES <= allocated(idx)
+        sizes = set()
+        for i in range(5000):                        # about one entry per other batch: ~2,500 entries
+            r.append(batch_of(200, i))
+            sizes.add(idx.stat().st_size)
+        assert sorted(sizes) == [d.INDEX_PREALLOC_INITIAL_BYTES, 2 * d.INDEX_PREALLOC_INITIAL_BYTES]
+        assert allocated(idx) >= 2 * d.INDEX_PREALLOC_INITIAL_BYTES
+        entries = len(r._active.entries)
+        assert entries > d.INDEX_PREALLOC_INITIAL_BYTES // d.INDEX_ENTRY_BYTES
+    with Replica.open(tmp_path, cfg) as r:
+        assert len(r._active.entries) == entries
+        assert [offsets_in(r.read(o, 1).slice.read())[0] for o in range(0, 5000, 499)] == list(range(0, 5000, 499))
+
+
+def test_many_partitions_preallocate_little(tmp_path: Path) -> None:
+    """Issue #13: 200 partitions with the default segment size hold 16 KiB of index each before a record
+    is written (the whole 2 MiB capacity each would be 400 MiB)."""
+    from fluvial import defaults as d
+
+    replicas = [Replica.open(Path(tmp_path, f"t-{p}"), ReplicaConfig()) for p in range(200)]
+    try:
+        total = sum(allocated(Path(dirpath, f)) for dirpath, _d, files in os.walk(tmp_path) for f in files)
+        assert total <= 200 * (d.INDEX_PREALLOC_INITIAL_BYTES + 8 * 1024)
+    finally:
+        for r in replicas:
+            r.close()

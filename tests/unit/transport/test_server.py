@@ -136,3 +136,75 @@ async def test_waiters_learn_about_a_lost_connection(tmp_path: Path) -> None:
     with pytest.raises(ConnectionLost):
         await c.request(ECHO, 0, b"x", timeout=5)
     await c.close()
+
+
+def _file_request(offset: int, count: int) -> bytes:
+    from fluvial.protocol.codec import encode_into
+
+    head = bytearray()
+    encode_into(RequestHeader(FILE, 0, 9, "slow"), head, 0)
+    body = bytes(head) + struct.pack(">ii", offset, count)
+    return struct.pack(">i", len(body)) + body
+
+
+def _slow_read(port: int, request: bytes, want: int) -> bytes:
+    """A reader with a small receive buffer that takes a few KiB at a time, pausing between reads."""
+    import time
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.sendall(request)
+        got = bytearray()
+        while len(got) < want:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+            if len(got) % (64 * 1024) < 4096:
+                time.sleep(0.002)
+        return bytes(got)
+
+
+@pytest.mark.asyncio
+async def test_file_tail_to_a_slow_reader_waits_for_the_socket(tmp_path: Path) -> None:
+    """A file frame much larger than the socket buffers, read slowly: the server waits until the socket
+    takes bytes again (sendfile, nothing copied through Python) and every byte arrives in order; a
+    reader that stops reading is disconnected after the write timeout."""
+    _service, server, port, blob = await start_service(tmp_path)
+    try:
+        offset, count = 12_345, 2 * 1024 * 1024
+        data = await asyncio.to_thread(_slow_read, port, _file_request(offset, count), 12 + count)
+        assert data[:8] == struct.pack(">ii", 4 + 4 + count, 9) and data[8:12] == b"HEAD"
+        assert data[12:] == blob[offset:offset + count]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    big = tmp_path / "sparse"                                  # more than every socket buffer can hold
+    with open(big, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    fd = os.open(big, os.O_RDONLY)
+
+    async def whole_file(conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
+        await conn.send_with_file(h.correlation_id, b"HEAD", fd, 0, 64 * 1024 * 1024)
+
+    service = srv.Service("stalled", {FILE: whole_file},
+                          gate=srv.ConnectionGate(srv.ConnectionLimits(write_timeout_seconds=0.5)))
+    server = await srv.start(service, "127.0.0.1", 0)
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        writer.write(_file_request(0, 0))                      # then reads nothing
+        await asyncio.sleep(0.2)
+        assert len(service.connections) == 1                   # being served: the socket is full
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not service.connections:
+                break
+        assert not service.connections                         # dropped after the write timeout
+        writer.close()
+    finally:
+        os.close(fd)
+        server.close()
+        await server.wait_closed()

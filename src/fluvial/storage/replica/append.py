@@ -93,7 +93,7 @@ class ReplicaAppend(ReplicaRoll):
         if writer is None:   # cannot happen: a roll either completes or leaves the old segment active
             raise StorageFailed(f"replica {self.name}: active segment has no index writer", replica=self.name,
                                 data_dir=self.directory)
-        prealloc = 0 if writer.preallocated else writer.capacity_bytes
+        prealloc = writer.reserve_bytes()        # the index's first or next step, usually 0
         self._check_writable(n + prealloc)
         if prealloc:
             self._guarded("preallocate", writer.preallocate, cut_to=None)

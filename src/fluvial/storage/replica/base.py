@@ -13,7 +13,7 @@ from fluvial.statemachine import Listener, StateMachine
 from fluvial.storage.checkpoint import Checkpoint
 from fluvial.storage.config import FlushKind, ReplicaConfig
 from fluvial.storage.fileio import FileHandle, FileIO
-from fluvial.storage.index import index_capacity_bytes
+from fluvial.storage.index import index_capacity_bytes, index_initial_bytes
 from fluvial.storage.producers import ProducerTable
 from fluvial.storage.replica.state import REPLICA_TRANSITIONS, ReplicaState, level_of
 from fluvial.storage.segment import Segment
@@ -41,6 +41,7 @@ class ReplicaBase:
         self._unsynced: list[FileHandle] = []     # sealed logs written since their last fsync
         self._dir_dirty = False
         self._index_capacity = index_capacity_bytes(config.segment_max_bytes, config.index_max_interval_bytes)
+        self._index_initial = index_initial_bytes(self._index_capacity)   # what a new segment's index takes
         self._batch_limit, self._batch_limit_name = config.batch_limit
         self._every_batch = config.flush.kind is FlushKind.FSYNC_EVERY_BATCH
         self.hw_follows_leo = True                # False once the replica has followers: HW set by caller

@@ -80,7 +80,7 @@ class ReplicaRecovery(ProducerSnapshots):
             refused = e
         else:
             if self.guard is not None:
-                self.guard.charge(cap)  # the preallocated index, as a roll does
+                self.guard.charge(self._index_initial)  # the index's first step, as a roll does
             return seg
         # No room even for an index: start anyway, FULL; the index is preallocated before the first write.
         seg = Segment.create(self.io, self.directory, 0, 0, interval)

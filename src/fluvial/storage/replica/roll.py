@@ -19,7 +19,7 @@ class ReplicaRoll(ProducerSnapshots):
         """New segment first (complete, preallocated, its directory entry durable under
         fsync-every-batch), then seal the old one. Anything that fails before the swap leaves the old
         segment active and untouched (writable, or the replica FAILED with 56 after a failed fsync)."""
-        self._check_writable(self._index_capacity + batch_bytes, inodes=d.SPACE_INODES_PER_ROLL, force_refresh=True)
+        self._check_writable(self._index_initial + batch_bytes, inodes=d.SPACE_INODES_PER_ROLL, force_refresh=True)
         old = self._active
         writer = old.writer
         if writer is None:   # the active segment always has its index writer; never serve a write without it
@@ -28,14 +28,14 @@ class ReplicaRoll(ProducerSnapshots):
         new = self._guarded("roll", lambda: Segment.create(self.io, self.directory, self._leo, self._index_capacity,
                                                            self.config.index_max_interval_bytes), cut_to=None)
         if self.guard is not None:
-            self.guard.charge(self._index_capacity, inodes=d.SPACE_INODES_PER_ROLL)
+            self.guard.charge(self._index_initial, inodes=d.SPACE_INODES_PER_ROLL)
         if self._every_batch:
             try:
                 self.io.fsync_dir(self.directory)
             except OSError as err:   # never retried: FAILED; the old segment stays active, the new one goes
                 new.discard()
                 if self.guard is not None:
-                    self.guard.charge(-self._index_capacity, inodes=-d.SPACE_INODES_PER_ROLL)
+                    self.guard.charge(-self._index_initial, inodes=-d.SPACE_INODES_PER_ROLL)
                 raise self._fail(IO_FAILED, err, "fsync") from err
         try:
             writer.shrink()
