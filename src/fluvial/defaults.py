@@ -28,7 +28,7 @@ SPU_LOGS_DIR_PREFIX = "spu-logs-"
 CHECKPOINT_FILE = "replication.chk"
 FAILED_MARKER_FILE = "replica.failed"             # written when a replica goes FAILED: verify all on reopen
 PRODUCER_SNAPSHOT_FILE = "producers.snapshot"    # fluvial's idempotent-producer state (beside Fluvio's files)
-IDEMPOTENT_BATCHES_REMEMBERED = 5                 # per producer: last batches whose exact retry is acknowledged
+IDEMPOTENT_BATCHES_REMEMBERED = 5                 # per producer: last runs (back-to-back batches) whose retry is acknowledged
 IDEMPOTENT_PRODUCERS_MAX = 10_000                 # per replica; beyond it the least recently seen is forgotten
 
 # Reading.

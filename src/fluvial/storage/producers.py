@@ -3,7 +3,10 @@
 A batch with `producer_id >= 0` carries `producer_epoch` and `first_sequence`; its sequences are
 `first_sequence .. first_sequence + record_count - 1` (wrapping after 2**31 - 1 to 0, as Kafka's).
 Per producer the replica keeps its epoch, the last sequence appended and the last
-`IDEMPOTENT_BATCHES_REMEMBERED` batches' (first sequence, last sequence, base offset).
+`IDEMPOTENT_BATCHES_REMEMBERED` runs (first sequence, last sequence, base offset): a run is one batch, or
+batches appended back to back — consecutive sequences at consecutive offsets, as the batches of one
+produce request are — so the retry of a whole request is recognised however many batches it held (a
+request of more batches than the window once made its own retry fail with OutOfOrderSequence).
 
 Decision table (`decide`), for one batch against the producer's entry:
 
@@ -13,7 +16,7 @@ Decision table (`decide`), for one batch against the producer's entry:
     | none (unknown producer)       | any sequence                               | append                     |
     | epoch E                       | epoch < E                                  | reject ProducerFenced      |
     | epoch E                       | epoch > E                                  | append (state is reset)    |
-    | epoch E                       | same first and last as a remembered batch  | duplicate(its base offset) |
+    | epoch E                       | within a remembered run                    | duplicate(its offset there)|
     | epoch E, last sequence L      | first_sequence == L + 1                    | append                     |
     | epoch E, last sequence L      | anything else (old, or a gap)              | reject OutOfOrderSequence  |
 
@@ -60,7 +63,8 @@ def next_sequence(sequence: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class BatchSeq:
-    """One remembered batch."""
+    """One remembered run: a batch, or batches appended back to back (sequences and offsets both
+    consecutive), so that offset = base_offset + (sequence - first_sequence) throughout."""
 
     first_sequence: int
     last_sequence: int
@@ -102,8 +106,9 @@ def decide(entry: ProducerEntry | None, producer_id: int, epoch: int, first_sequ
         return _reject(ProducerFenced(producer_id, epoch, entry.epoch))
     last = last_sequence(first_sequence, record_count)
     for seen in entry.batches:
-        if seen.first_sequence == first_sequence and seen.last_sequence == last:
-            return Decision(Verdict.DUPLICATE, seen.base_offset)
+        if (seen.first_sequence, seen.last_sequence) == (first_sequence, last) or \
+                seen.first_sequence <= first_sequence <= last <= seen.last_sequence:   # runs never wrap
+            return Decision(Verdict.DUPLICATE, seen.base_offset + (first_sequence - seen.first_sequence))
     expected = next_sequence(entry.last_sequence)
     if first_sequence == expected:
         return APPEND
@@ -128,6 +133,12 @@ def advance(entry: ProducerEntry | None, epoch: int, first_sequence: int, record
     seen = BatchSeq(first_sequence, last, base_offset)
     if entry is None or entry.epoch != epoch:
         return ProducerEntry(epoch, last, (seen,))
+    if entry.batches:
+        run = entry.batches[-1]
+        if (first_sequence == run.last_sequence + 1 and first_sequence <= last          # no wrap inside a run
+                and base_offset == run.base_offset + (first_sequence - run.first_sequence)):
+            return ProducerEntry(epoch, last, (*entry.batches[:-1], BatchSeq(run.first_sequence, last,
+                                                                             run.base_offset)))
     return ProducerEntry(epoch, last, (*entry.batches, seen)[-remembered:])
 
 

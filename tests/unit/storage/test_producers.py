@@ -32,9 +32,11 @@ ENTRY = ProducerEntry(1, 9, (BatchSeq(0, 4, 100), BatchSeq(5, 9, 105)))
     (ENTRY, 1, 10, 3, Verdict.APPEND, -1, None),                   # next in sequence
     (ENTRY, 1, 5, 5, Verdict.DUPLICATE, 105, None),                # exact retry of the last batch
     (ENTRY, 1, 0, 5, Verdict.DUPLICATE, 100, None),                # exact retry of an older remembered batch
-    (ENTRY, 1, 5, 4, Verdict.REJECT, -1, OutOfOrderSequence),      # overlaps, not the same batch
+    (ENTRY, 1, 5, 4, Verdict.DUPLICATE, 105, None),                # inside a remembered run: at its offset
+    (ENTRY, 1, 3, 1, Verdict.DUPLICATE, 103, None),
+    (ENTRY, 1, 4, 2, Verdict.REJECT, -1, OutOfOrderSequence),      # straddles two runs: not one appended batch
     (ENTRY, 1, 11, 1, Verdict.REJECT, -1, OutOfOrderSequence),     # gap
-    (ENTRY, 1, 3, 1, Verdict.REJECT, -1, OutOfOrderSequence),      # old, not remembered as such
+    (ProducerEntry(1, 9, (BatchSeq(5, 9, 105),)), 1, 3, 1, Verdict.REJECT, -1, OutOfOrderSequence),  # forgotten
     (ENTRY, 0, 10, 1, Verdict.REJECT, -1, ProducerFenced),         # older epoch
     (ENTRY, 2, 0, 1, Verdict.APPEND, -1, None),                    # newer epoch: reset
     (ENTRY, 2, 5, 5, Verdict.APPEND, -1, None),                    # newer epoch: not a duplicate
@@ -66,13 +68,41 @@ def test_sequences_wrap() -> None:
     assert decide(entry, PID, 0, top - 1, 2).verdict is Verdict.DUPLICATE
 
 
-def test_advance_remembers_the_last_few() -> None:
+def test_advance_remembers_the_last_few_runs() -> None:
     entry = None
-    for k in range(8):
-        entry = advance(entry, 0, k * 2, 2, 1000 + k * 2, remembered=5)
+    for k in range(8):                       # other producers' batches between: one run per batch
+        entry = advance(entry, 0, k * 2, 2, 1000 + k * 3, remembered=5)
     assert entry is not None and [x.first_sequence for x in entry.batches] == [6, 8, 10, 12, 14]
     assert entry.last_sequence == 15
     assert advance(entry, 1, 0, 1, 2000).batches == (BatchSeq(0, 0, 2000),)
+
+
+def test_a_whole_request_of_many_batches_is_one_run() -> None:
+    """The scale benchmark's failure: a request of more batches than the window, appended, its answer
+    lost (the SC marked the SPU offline meanwhile), then sent again — every batch is a duplicate at its
+    first attempt's offset, not `OutOfOrderSequence … already appended, not remembered`."""
+    t = ProducerTable(remembered=5)
+    request = [_header(PID, 0, k * 10, 10) for k in range(40)]
+    plan = t.plan(request, leo=500)
+    assert all(x.verdict is Verdict.APPEND for x in plan)
+    for k, h in enumerate(request):
+        t.record(h, 500 + k * 10)
+    entry = t.get(PID)
+    assert entry is not None and entry.batches == (BatchSeq(0, 399, 500),)
+    again = t.plan(request, leo=900)
+    assert [x.verdict for x in again] == [Verdict.DUPLICATE] * 40
+    assert [x.base_offset for x in again] == [500 + k * 10 for k in range(40)]
+    assert t.plan([_header(PID, 0, 400, 1)], leo=900)[0].verdict is Verdict.APPEND
+
+
+def test_runs_never_cross_the_sequence_wrap() -> None:
+    top = 2**31 - 1
+    entry = advance(None, 0, top - 3, 2, 10)
+    entry = advance(entry, 0, top - 1, 2, 12)               # back to back: one run up to the top
+    entry = advance(entry, 0, 0, 2, 14)                     # wrapped: a new run
+    assert entry.batches == (BatchSeq(top - 3, top, 10), BatchSeq(0, 1, 14))
+    assert decide(entry, PID, 0, top - 1, 2).base_offset == 12
+    assert decide(entry, PID, 0, 0, 2).base_offset == 14
 
 
 def _header(pid: int, epoch: int, first: int, count: int) -> b.BatchHeader:
@@ -117,7 +147,8 @@ def test_snapshot_roundtrip_and_damage() -> None:
 
 
 class Model:
-    """Kafka's rules written the obvious way: full history per producer and epoch."""
+    """The rules written the obvious way: full history per producer and epoch, back-to-back batches
+    (consecutive sequences at consecutive offsets) merged into runs."""
 
     def __init__(self, remembered: int = 5) -> None:
         self.remembered = remembered
@@ -135,10 +166,14 @@ class Model:
         if epoch < cur_epoch:
             return "reject", -1
         for f, la, base in batches[-self.remembered:]:
-            if (f, la) == (first, last):
-                return "duplicate", base
+            if f <= first <= last <= la:
+                return "duplicate", base + (first - f)
         if first == batches[-1][1] + 1:
-            batches.append((first, last, leo))
+            f, la, base = batches[-1]
+            if leo == base + (la - f + 1):
+                batches[-1] = (f, last, base)
+            else:
+                batches.append((first, last, leo))
             return "append", leo
         return "reject", -1
 
