@@ -144,7 +144,7 @@ class ControlLink:
         request = encode(i.WatchAssignmentsRequest(self.register.spu_id), 0)
         async for body in conn.stream(i.WATCH_ASSIGNMENTS, i.INTERNAL_VERSION, request):
             update = decode_from(i.AssignmentUpdate, body, 0)
-            self.registry.apply(update.replicas, update.full)
+            await self.registry.apply_async(update.replicas, update.full)   # heartbeats go on meanwhile
             if self.on_peers is not None and update.spus:
                 self.on_peers(update.spus)
             self.report_soon()      # the SC learns at once that new replicas are open (a create waits on it)

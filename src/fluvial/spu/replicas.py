@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from fluvial import defaults as d
@@ -100,6 +100,19 @@ class ReplicaRegistry:
         return r if r is not None and r.is_leader(self.spu_id) else None
 
     def apply(self, assignments: list[ReplicaAssignment], full: bool) -> None:
+        for _ in self._apply_steps(assignments, full):
+            pass
+
+    async def apply_async(self, assignments: list[ReplicaAssignment], full: bool) -> None:
+        """`apply`, giving the loop a turn after each replica opened, removed or re-assigned: opening a
+        replica and starting a leader epoch write and fsync files, so a thousand of them at once (a large
+        topic created, an SPU back after an outage) held the loop for seconds — long enough for the SC to
+        miss heartbeats and mark the SPU offline, which changed every epoch again."""
+        for _ in self._apply_steps(assignments, full):
+            await asyncio.sleep(0)
+
+    def _apply_steps(self, assignments: list[ReplicaAssignment], full: bool) -> Iterator[None]:
+        """Apply the assignments one replica at a time (a step per replica that may have done file I/O)."""
         if full:
             self.leaders = {}
         for a in assignments:
@@ -112,16 +125,22 @@ class ReplicaRegistry:
         if full:
             removed += [k for k in self.replicas if k not in wanted]
         for key in removed:
-            self._remove(key)
+            if key in self.replicas:
+                self._remove(key)
+                yield
         for key, a in wanted.items():
             current = self.replicas.get(key)
             if current is None:
                 current = self._open(a)
                 if current is not None:
                     self._role(current, None)
-            else:
+                yield
+            elif current.assignment != a:
                 old, current.assignment = current.assignment, a
                 self._role(current, old)
+                yield
+            else:
+                self._role(current, current.assignment)     # unchanged: no I/O, no turn needed
 
     def _role(self, local: LocalReplica, old: ReplicaAssignment | None) -> None:
         """Apply a (new) assignment: leader state, epoch history, HW rule; tell the server when the role
