@@ -257,23 +257,29 @@ class Admin:
         return await self._conn.request(key, d.SC_OBJECT_VERSION, body,
                                         timeout=self.timeout if timeout is None else timeout)
 
-    async def _status_call(self, key: scp.ScApiKey, label: str, msg: Any, name: str,
-                           timeout: float | None) -> str | None:
-        """None, or the SC's message on a success (a warning); raises on an error status."""
+    async def _status(self, key: scp.ScApiKey, label: str, msg: Any, name: str,
+                      timeout: float | None) -> scp.Status:
+        """The SC's Status of a successful call; raises the typed error of an error status."""
         r = await self._call(key, label, msg, timeout)
         status = codec.decode(scp.Status, r.take(r.remaining()), d.SC_OBJECT_VERSION)
         if not status.error_code.ok:
             raise admin_error(status.error_code.code, status.name or name,
                               status.error_message or _payload_text(status.error_code), kind=label.lower())
-        return status.error_message
+        return status
+
+    async def _status_call(self, key: scp.ScApiKey, label: str, msg: Any, name: str,
+                           timeout: float | None) -> str | None:
+        """None, or the SC's message on a success (a warning); raises on an error status."""
+        return (await self._status(key, label, msg, name, timeout)).error_message
 
     async def list_objects(self, label: str, *, names: list[str] | None = None, system: bool = False,
-                           timeout: float | None = None) -> list[Any]:
-        """Raw metadata objects (`scp.OBJECT_TYPES[label].metadata`) of "Topic", "Partition", "SPU" or
-        "TableFormat".
-        `names`: objects whose name contains one of them (the SC's filter); `system`: system objects only
-        (topics and partitions), else non-system ones."""
-        r = await self._call(scp.ScApiKey.LIST, label, scp.ListRequest(list(names or []), False, system), timeout)
+                           summary: bool = False, timeout: float | None = None) -> list[Any]:
+        """Raw metadata objects (`scp.OBJECT_TYPES[label].metadata`) of "Topic", "Partition", "SPU",
+        "SmartModule" or "TableFormat".
+        `names`: objects whose name contains one of them (the SC's filter; SmartModules: qualified names);
+        `system`: system objects only (topics and partitions), else non-system ones; `summary`: SmartModules
+        without their payloads."""
+        r = await self._call(scp.ScApiKey.LIST, label, scp.ListRequest(list(names or []), summary, system), timeout)
         _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
         return list(resp.objects)
 
@@ -392,27 +398,19 @@ class Admin:
             raise InvalidConfig(f"SmartModule {name}: {e}") from None
         spec = sm.SmartModuleSpec(None, None, sm.SmartModuleWasm(sm.WasmFormat.BINARY, payload))
         req = scp.SMARTMODULE.create_request(name=name, dry_run=dry_run, timeout_ms=None, spec=spec)
-        r = await self._call(scp.ScApiKey.CREATE, "SmartModule", req, timeout)
-        status = codec.decode(scp.Status, r.take(r.remaining()), d.SC_OBJECT_VERSION)
-        if not status.error_code.ok:
-            raise admin_error(status.error_code.code, status.name or name,
-                              status.error_message or _payload_text(status.error_code), kind="smartmodule")
+        status = await self._status(scp.ScApiKey.CREATE, "SmartModule", req, name, timeout)
         return status.name or name
 
     async def list_smartmodules(self, filters: list[str] | None = None, *,
                                 timeout: float | None = None) -> list[SmartModuleInfo]:
         """SmartModules (payload sizes only), sorted by name; `filters`: names or `group/name@version`."""
-        req = scp.ListRequest(list(filters or []), True, False)
-        r = await self._call(scp.ScApiKey.LIST, "SmartModule", req, timeout)
-        _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
-        return sorted((_smartmodule_info(m) for m in resp.objects), key=lambda x: x.name)
+        objs = await self.list_objects("SmartModule", names=filters, summary=True, timeout=timeout)
+        return sorted((_smartmodule_info(m) for m in objs), key=lambda x: x.name)
 
     async def smartmodule_wasm(self, name: str, *, timeout: float | None = None) -> bytes:
         """The module `name` (exact or `group/name@version`) as raw wasm; AdminError 6001 when there is none."""
-        req = scp.ListRequest([name], False, False)
-        r = await self._call(scp.ScApiKey.LIST, "SmartModule", req, timeout)
-        _label, resp = scp.decode_typed_response(scp.ScApiKey.LIST, r.take(r.remaining()), d.SC_OBJECT_VERSION)
-        found = sm.find(name, {m.name: m.spec for m in resp.objects})
+        objs = await self.list_objects("SmartModule", names=[name], timeout=timeout)
+        found = sm.find(name, {m.name: m.spec for m in objs})
         if found is None:
             raise SmartModuleNotFound(name)
         return sm.raw_wasm(found[1].wasm.payload, d.SMARTMODULE_MAX_WASM_BYTES)
