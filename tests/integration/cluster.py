@@ -32,12 +32,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
+# Test servers listen below the kernel's ephemeral range (ip_local_port_range, 32768-60999 here): a port
+# checked free there can be taken by any outgoing connection before the server binds it.
+LISTEN_PORTS = (10000, 32700)
+
+
 def free_ports(spus: int) -> tuple[int, int]:
     """(sc_port, spu_base_port) with sc, sc+1 and base+10k, base+10k+1 free for k < spus."""
     rng = random.Random()
+    low, high = LISTEN_PORTS
+    middle = (low + high) // 2
     for _ in range(200):
-        sc = rng.randrange(20000, 40000, 2)
-        base = rng.randrange(40000, 60000, 10)
+        sc = rng.randrange(low, middle, 2)
+        base = rng.randrange(middle, high - d.SPU_PORT_STRIDE * max(spus, 1), 10)
         ports = [sc, sc + 1] + [base + d.SPU_PORT_STRIDE * k + j for k in range(spus) for j in (0, 1)]
         if all(_port_free(p) for p in ports):
             return sc, base

@@ -8,7 +8,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,28 +16,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from .cluster import free_ports
+
 T = TypeVar("T")
 FLUVIAL = [sys.executable, "-m", "fluvial.cli.main"]
 START_TIMEOUT_SECONDS = 30.0
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range (see cluster.LISTEN_PORTS)."""
+    return free_ports(0)[0]
 
 
 def free_pair() -> int:
     """A port p with p + 1 free too (public and private)."""
-    for _ in range(100):
-        p = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p + 1))
-            except OSError:
-                continue
-        return p
-    raise RuntimeError("no free port pair")
+    return free_ports(0)[0]
 
 
 def wait_until(check: Callable[[], T], what: str, timeout: float = 20.0) -> T:

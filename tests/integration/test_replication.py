@@ -30,7 +30,7 @@ from fluvial.storage import Replica
 from fluvial.storage.validator import verify_replica_dir
 from fluvial.transport.client import ClientConnection
 
-from .cluster import Cluster, wait_until
+from .cluster import Cluster, free_ports, wait_until
 
 SPUS = [5001, 5002, 5003]
 V = d.SPU_API_VERSION
@@ -374,7 +374,7 @@ def test_second_process_with_a_live_spus_id_is_refused(tmp_path: Path) -> None:
         first = c.spu_public_port(5001)
         from fluvial.cli.cluster import _launch
 
-        other = c.spu_base + 50
+        other = free_ports(0)[0]            # a checked-free pair, not a guess beside the cluster's
         _launch("spu-5001-twin", ["run", "spu", "--id", "5001", "--data-dir", str(c.data / "twin"),
                                   "--public-addr", f"127.0.0.1:{other}", "--private-addr", f"127.0.0.1:{other + 1}",
                                   "--sc-addr", f"127.0.0.1:{c.sc_port + 1}"], c.data)
