@@ -17,6 +17,7 @@ INDEX_MAX_INTERVAL_BYTES = 4096                   # sparse index: one entry per 
 INDEX_MAX_BYTES = 10 * MIB                        # cap of an active index preallocation
 INDEX_PREALLOC_INITIAL_BYTES = 16 * KIB           # an active index starts with this much (2,048 entries ≈ 8 MiB of log)
 INDEX_ENTRY_BYTES = 8
+APPEND_RUN_IOV_BATCHES = 500                      # batches per pwritev of one append run (2 iovecs each; IOV_MAX 1024)
 INDEX_FLUSH_ENTRIES = 64                          # active index entries are written in groups of this many
 BATCH_MAX_BYTES = 32 * MIB                        # Fluvio's max_request_size, enforced per batch
 MAX_PARTITION_SIZE_BYTES = 100 * GIB              # 107 374 182 400 bytes, as Fluvio
@@ -93,6 +94,7 @@ SC_PRIVATE_PORT = 9004                            # SC public + 1
 SPU_BASE_ID = 5001
 SPU_BASE_PUBLIC_PORT = 9010                       # SPU N: 9010 + 10 (N - 5001); private = public + 1
 SPU_PORT_STRIDE = 10
+SPU_APPEND_THREADS = 4                            # produce requests append in this many threads (one trip per request)
 HEARTBEAT_INTERVAL_SECONDS = 0.4                  # SPU -> SC, at least this often
 SPU_OFFLINE_AFTER_SECONDS = 2.0                   # SC marks an SPU offline after this silence (Fluvio: 90 s)
 RECONNECT_BACKOFF_MIN_SECONDS = 0.1               # SPU -> SC reconnect back-off, doubling ...

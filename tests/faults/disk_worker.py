@@ -10,6 +10,7 @@ It mounts a tmpfs of `--size-mib` MiB on DIR (a mount only this namespace sees),
 from stdin:
 
     {"cmd": "append", "n": K, "size": B}      K batches of about B bytes → acked base offsets / typed error
+                                              ("together": true: one append_batches call, all or none)
     {"cmd": "read_all"}                       every acked batch reads back byte-identical, offsets contiguous
     {"cmd": "verify"}                         fluvial.storage.validator.verify_replica_dir
     {"cmd": "state"}                          replica / data-dir state, LEO, free bytes, files
@@ -124,11 +125,27 @@ class Worker:
 
     # ---------------------------------------------------------------------------------- commands
 
-    def append(self, n: int, size: int, records: int = 1, stop_on_error: bool = True) -> dict[str, Any]:
+    def append(self, n: int, size: int, records: int = 1, stop_on_error: bool = True,
+               together: bool = False) -> dict[str, Any]:
         r = self._replica()
         acked: list[dict[str, int]] = []
         errors: dict[str, int] = {}
         first_error: dict[str, Any] | None = None
+        if together:         # one record set of n batches, as one produce request carries: all or none
+            made = []
+            for _ in range(n):
+                made.append(self._batch(size, records))
+                self.seq += 1
+            try:
+                res = r.append_batches([raw for raw, _ in made])
+            except Exception as e:
+                return {"acked": [], "errors": {type(e).__name__: 1}, "error": describe_error(e), "leo": r.leo}
+            base = res.base_offset
+            for raw, recs in made:
+                self.sent[base] = Sent(raw, recs)
+                acked.append({"base": base, "leo": base + len(recs), "size": len(raw)})
+                base += len(recs)
+            return {"acked": acked, "errors": errors, "error": None, "leo": r.leo}
         for _ in range(n):
             raw, recs = self._batch(size, records)
             self.seq += 1

@@ -385,6 +385,39 @@ def test_kernel_enospc_mid_batch_is_cut_back_and_appends_resume(
     assert_consistent(w, 7)
 
 
+@pytest.mark.parametrize("guard", ["none", "reserve0"])
+def test_kernel_enospc_inside_a_record_set_cuts_back_the_whole_run(
+        start_worker: Callable[..., DiskWorker], guard: str) -> None:
+    """A produce request's batches are written with one pwritev: when the kernel takes part of it and says
+    ENOSPC, none of the request is in the log (no batch of it acknowledged, the file cut back to where the
+    run began, its pages returned), and the same record set goes in whole once space returns."""
+    opts = ["--guard", "none"] if guard == "none" else ["--guard", "reserve", "--reserve-bytes", "0", "--manual-clock"]
+    w = start_worker(4, "--segment-max-bytes", str(4 * MIB), *opts)
+    acked = append_all(w, 3, 100 * KIB, 0)
+    good_end = sum(a["size"] for a in acked)
+    before = w.call("fill", leave_bytes=150 * KIB)
+    room = before["fs_free_bytes"]                                   # the filler ends on a page
+    assert 128 * KIB < room < 192 * KIB
+
+    out = w.call("append", n=4, size=64 * KIB, together=True)       # 256 KiB > room: the first two fit
+    assert out["acked"] == [] and out["errors"] == {"StorageFull": 1}
+    assert_kernel_enospc(assert_storage_full(out["error"]))
+    after = w.call("state")
+    assert after["failed_writes"][0]["offset"] == good_end and after["failed_writes"][0]["length"] == 256 * KIB
+    assert after["leo"] == before["leo"] == 3
+    assert after["active_log_bytes"] == good_end and after["files"]["00000000000000000000.log"] == good_end
+    assert after["fs_free_bytes"] == room
+    assert_consistent(w, 3)
+
+    w.call("unfill")
+    if guard == "reserve0":
+        w.call("advance_clock", seconds=1.0)
+    out = w.call("append", n=4, size=64 * KIB, together=True)
+    assert [a["base"] for a in out["acked"]] == [3, 4, 5, 6] and out["leo"] == 7
+    assert w.call("state")["active_log_bytes"] == good_end + 4 * 64 * KIB
+    assert_consistent(w, 7)
+
+
 SEGMENT = 64 * KIB
 ROLL_BATCH = 6000                          # 10 batches fill a 64 KiB segment, the 11th rolls
 

@@ -4,6 +4,7 @@ UpdateOffsets), the control link to the SC, and the storage manager for its data
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import time
@@ -31,6 +32,7 @@ from fluvial.storage.fileio import OS_IO, FileIO
 from fluvial.storage.manager import StorageManager
 from fluvial.storage.replica import Isolation as StorageIsolation
 from fluvial.storage.replica import Replica
+from fluvial.storage.replica.append import AppendResult
 from fluvial.storage.space import SpaceSnapshot
 from fluvial.transport import server as srv
 from fluvial.transport.client import ClientConnection
@@ -62,6 +64,28 @@ class SpuConfig:
     evict_when_full: bool = False                   # while FULL, delete the data dir's oldest sealed segments
     smartmodule_call_budget_seconds: float = d.SMARTMODULE_CALL_BUDGET_SECONDS
     smartmodule_memory_max_bytes: int = d.SMARTMODULE_MEMORY_MAX_BYTES
+
+
+@dataclass
+class _AppendJob:
+    """One partition's batches of a produce request, for the append thread."""
+
+    topic: str
+    partition: int
+    local: LocalReplica
+    batches: list[memoryview]
+    slot: tuple[int, int] = (0, 0)      # (topic, partition) index in the response
+
+
+def _append_all(jobs: list[_AppendJob]) -> list[AppendResult | Exception]:
+    """In an append thread: each job's append, its result or the exception it raised."""
+    out: list[AppendResult | Exception] = []
+    for job in jobs:
+        try:
+            out.append(job.local.replica.append_batches(job.batches))
+        except Exception as e:   # answered per partition on the loop
+            out.append(e)
+    return out
 
 
 @dataclass
@@ -117,6 +141,8 @@ class SpuServer(srv.TwoPortServer):
         self.followers = Followers(self.registry, lambda: self.peers)
         self.registry.on_role = self.followers.on_role
         self.registry.on_removed = self.followers.on_removed
+        # appends leave the loop here (a stalled disk must not stop it), apart from the reads' threads
+        self._append_pool = concurrent.futures.ThreadPoolExecutor(d.SPU_APPEND_THREADS, "spu-append")
 
     async def start(self) -> None:
         cfg = self.config
@@ -142,6 +168,7 @@ class SpuServer(srv.TwoPortServer):
         await self.followers.close()
         await self._close_services()
         self.smartstreams.close()
+        self._append_pool.shutdown(wait=True)
         self.storage.close()
 
     # ===================================================================================== handlers
@@ -152,14 +179,15 @@ class SpuServer(srv.TwoPortServer):
         await conn.send(h.correlation_id, encode(resp, h.api_version))
 
     async def _produce(self, conn: srv.Connection, h: RequestHeader, body: Reader) -> None:
-        """Appends happen here, in request order; a ReadCommitted answer waits for the HW in its own task,
-        so later requests on the connection are not held behind it."""
+        """Appends happen here, in request order: every partition's checks on the loop, then all of the
+        request's appends in one trip to an append thread, then the answers; a ReadCommitted answer waits
+        for the HW in its own task, so later requests on the connection are not held behind it."""
         req = decode_from(sp.ProduceRequest, body, h.api_version)
         committed = req.isolation is sp.Isolation.READ_COMMITTED
-        responses = []
-        waits: list[tuple[sp.PartitionProduceResponse, LocalReplica, int]] = []
+        answers: list[list[sp.PartitionProduceResponse | None]] = []
+        jobs: list[_AppendJob] = []
         for topic in req.topics:
-            parts = []
+            parts: list[sp.PartitionProduceResponse | None] = []
             for p in topic.partitions:
                 if req.smartmodules:   # applied before the write (smartstream.py); may answer instead
                     p, answer = await self.smartstreams.transform_produce(topic.name, p, req.smartmodules,
@@ -167,12 +195,25 @@ class SpuServer(srv.TwoPortServer):
                     if answer is not None:
                         parts.append(answer)
                         continue
-                resp, local, upto = await self._produce_partition(topic.name, p, committed)
-                parts.append(resp)
-                if local is not None and upto > local.replica.hw:
-                    waits.append((resp, local, upto))
-            responses.append(sp.TopicProduceResponse(topic.name, parts))
-        answer = sp.ProduceResponse(responses, 0)
+                job = self._prepare_append(topic.name, p, committed)
+                if isinstance(job, _AppendJob):
+                    job.slot = (len(answers), len(parts))
+                    jobs.append(job)
+                    parts.append(None)
+                else:
+                    parts.append(job)
+            answers.append(parts)
+        waits: list[tuple[sp.PartitionProduceResponse, LocalReplica, int]] = []
+        if jobs:
+            # off the event loop for every flush policy: a stalled disk must not stop heartbeats
+            outcomes = await asyncio.get_running_loop().run_in_executor(self._append_pool, _append_all, jobs)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                resp, upto = self._finish_append(job, outcome, committed)
+                answers[job.slot[0]][job.slot[1]] = resp
+                if upto > job.local.replica.hw:
+                    waits.append((resp, job.local, upto))
+        answer = sp.ProduceResponse([sp.TopicProduceResponse(topic.name, parts)  # type: ignore[arg-type]
+                                     for topic, parts in zip(req.topics, answers, strict=True)], 0)
         if not waits:
             await conn.send(h.correlation_id, encode(answer, h.api_version))
             return
@@ -223,51 +264,61 @@ class SpuServer(srv.TwoPortServer):
                                     f"{local.partition}: {len(isr)} in sync {isr}, min-in-sync-replicas {need}")
         return None
 
-    async def _produce_partition(self, topic: str, p: sp.PartitionProduceData,
-                                 committed: bool) -> tuple[sp.PartitionProduceResponse, LocalReplica | None, int]:
+    def _prepare_append(self, topic: str, p: sp.PartitionProduceData,
+                        committed: bool) -> _AppendJob | sp.PartitionProduceResponse:
+        """On the loop, no I/O: the answer when the partition takes no write here, else what to append."""
         local = self.registry.leader(topic, p.partition_index)
         refused = self._refusal(local, committed)
         if refused is not None:
             log_start = local.replica.log_start if local is not None else -1
-            return sp.PartitionProduceResponse(p.partition_index, refused, -1, -1, log_start), None, -1
+            return sp.PartitionProduceResponse(p.partition_index, refused, -1, -1, log_start)
         assert local is not None
         replica = local.replica
         try:
             batches = b.split_batches(p.records)
             if not batches:
-                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start), None, -1
+                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
             self._check_compression(local, batches)
             refused = replica.refusal()   # FULL or FAILED: answered here, no thread hop, no I/O
             if refused is not None:
                 raise refused
-            # off the event loop for every flush policy: a stalled disk must not stop heartbeats
-            result = await asyncio.to_thread(replica.append_batches, batches)
-        except FluvialError as e:
-            _errors.warning(f"produce:{type(e).__name__}:{replica.directory.rsplit('/', 1)[0]}",
-                            "produce_rejected replica=%s-%d error=%s", topic, p.partition_index, e)
-            metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
-            return sp.PartitionProduceResponse(p.partition_index, WireError.from_exception(e), -1, -1,
-                                               replica.log_start), None, -1
-        except Exception as e:   # a bug must not drop the connection: answer 56 and say so once
-            _errors.log(logging.ERROR, f"produce:internal:{type(e).__name__}",
-                        "produce_internal_error replica=%s-%d error=%r", topic, p.partition_index, e)
-            metrics.PRODUCE_ERRORS.labels(ErrorCode.STORAGE_ERROR.name).inc()
-            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.STORAGE_ERROR), -1, -1,
-                                               replica.log_start), None, -1
+        except Exception as e:
+            return self._append_failed(topic, p.partition_index, replica, e)
+        return _AppendJob(topic, p.partition_index, local, batches)
+
+    def _finish_append(self, job: _AppendJob, outcome: AppendResult | Exception,
+                       committed: bool) -> tuple[sp.PartitionProduceResponse, int]:
+        """On the loop again: the partition's answer and, when it must wait for the HW, the LEO to reach."""
+        local, replica = job.local, job.local.replica
+        if isinstance(outcome, Exception):
+            return self._append_failed(job.topic, job.partition, replica, outcome), -1
         if local.replicated and (self.control is None or not self.control.lease_valid()):
             # the lease ran out while the append waited for the disk: written, but never acknowledged here
             # (it is not committed, and a truncation as follower removes it)
-            return sp.PartitionProduceResponse(p.partition_index, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
-                                               -1, -1, replica.log_start), None, -1
-        if result.records:
+            return sp.PartitionProduceResponse(job.partition, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
+                                               -1, -1, replica.log_start), -1
+        if outcome.records:
             local.update_hw()
             local.notify_appended()
-            metrics.PRODUCED_RECORDS.inc(result.records)
-            metrics.PRODUCED_BYTES.inc(result.bytes)
-        if result.duplicate_batches:
-            metrics.PRODUCE_DUPLICATES.inc(result.duplicate_batches)
-        resp = sp.PartitionProduceResponse(p.partition_index, OK, result.base_offset, -1, replica.log_start)
-        return resp, (local if committed else None), result.leo
+            metrics.PRODUCED_RECORDS.inc(outcome.records)
+            metrics.PRODUCED_BYTES.inc(outcome.bytes)
+        if outcome.duplicate_batches:
+            metrics.PRODUCE_DUPLICATES.inc(outcome.duplicate_batches)
+        resp = sp.PartitionProduceResponse(job.partition, OK, outcome.base_offset, -1, replica.log_start)
+        return resp, (outcome.leo if committed else -1)
+
+    @staticmethod
+    def _append_failed(topic: str, partition: int, replica: Replica, e: Exception) -> sp.PartitionProduceResponse:
+        if isinstance(e, FluvialError):
+            _errors.warning(f"produce:{type(e).__name__}:{replica.directory.rsplit('/', 1)[0]}",
+                            "produce_rejected replica=%s-%d error=%s", topic, partition, e)
+            metrics.PRODUCE_ERRORS.labels(e.code.name).inc()
+            return sp.PartitionProduceResponse(partition, WireError.from_exception(e), -1, -1, replica.log_start)
+        # a bug must not drop the connection: answer 56 and say so once
+        _errors.log(logging.ERROR, f"produce:internal:{type(e).__name__}",
+                    "produce_internal_error replica=%s-%d error=%r", topic, partition, e)
+        metrics.PRODUCE_ERRORS.labels(ErrorCode.STORAGE_ERROR.name).inc()
+        return sp.PartitionProduceResponse(partition, WireError(ErrorCode.STORAGE_ERROR), -1, -1, replica.log_start)
 
     @staticmethod
     def _check_compression(local: LocalReplica, batches: list[memoryview]) -> None:

@@ -134,20 +134,20 @@ class ActiveIndex:
         self._full_logged = False
         self._on_disk = len(entries)          # entries [0, _on_disk) are in the file
 
-    def reserve_bytes(self) -> int:
-        """Bytes the next append must fallocate before it writes: the first step if none was taken
-        (e.g. after starting with no space), or the next step once the entries plus one flush group
-        could reach past the allocation; 0 when none is due."""
+    def reserve_bytes(self, entries: int = 1) -> int:
+        """Bytes the next append (adding up to `entries` entries) must fallocate before it writes: the
+        first step if none was taken (e.g. after starting with no space), or the next step once the
+        entries plus one flush group could reach past the allocation; 0 when none is due."""
         if not self.preallocated:
             return max(0, index_initial_bytes(self.capacity_bytes) - self.allocated_bytes)
-        needed = (len(self.entries) + d.INDEX_FLUSH_ENTRIES + 1) * d.INDEX_ENTRY_BYTES
+        needed = (len(self.entries) + d.INDEX_FLUSH_ENTRIES + entries) * d.INDEX_ENTRY_BYTES
         if needed <= self.allocated_bytes or self.allocated_bytes >= self.capacity_bytes:
             return 0
         return index_growth_target(self.allocated_bytes, needed, self.capacity_bytes) - self.allocated_bytes
 
-    def preallocate(self) -> None:
-        """Take the step `reserve_bytes` names. Raises OSError (ENOSPC) when the disk cannot give it."""
-        n = self.reserve_bytes()
+    def preallocate(self, entries: int = 1) -> None:
+        """Take the step `reserve_bytes(entries)` names. Raises OSError (ENOSPC) when the disk cannot give it."""
+        n = self.reserve_bytes(entries)
         if n > 0:
             self.io.fallocate(self.handle.fd, self.allocated_bytes, n)
             self.allocated_bytes += n

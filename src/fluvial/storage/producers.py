@@ -148,6 +148,7 @@ class ProducerTable:
     def __init__(self, max_producers: int = d.IDEMPOTENT_PRODUCERS_MAX,
                  remembered: int = d.IDEMPOTENT_BATCHES_REMEMBERED) -> None:
         self.entries: dict[int, ProducerEntry] = {}
+        self._staged: dict[int, ProducerEntry] = {}
         self.max_producers = max_producers
         self.remembered = remembered
 
@@ -159,8 +160,10 @@ class ProducerTable:
 
     def plan(self, headers: Sequence[b.BatchHeader], leo: int) -> list[Decision]:
         """Decide every batch of one request, as if each appended batch were already recorded (so a
-        request may carry several batches of one producer). Raises the first rejection; changes nothing."""
+        request may carry several batches of one producer). Raises the first rejection; changes nothing
+        (`commit_plan` makes it true once every appended batch was written from `leo` on, in order)."""
         staged: dict[int, ProducerEntry] = {}
+        self._staged = staged
         out = []
         for h in headers:
             if h.producer_id < 0:
@@ -177,6 +180,16 @@ class ProducerTable:
                 leo += h.record_count
             out.append(decision)
         return out
+
+    def commit_plan(self) -> None:
+        """The last `plan`'s batches were all written where it placed them: its entries become the table's
+        (the same as `record` of each batch in order)."""
+        for pid, entry in self._staged.items():
+            self.entries.pop(pid, None)
+            self.entries[pid] = entry
+            if len(self.entries) > self.max_producers:
+                del self.entries[next(iter(self.entries))]
+        self._staged = {}
 
     def record(self, header: b.BatchHeader, base_offset: int) -> None:
         """A batch of an idempotent producer was appended (or replayed) at `base_offset`."""

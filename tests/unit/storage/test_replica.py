@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from fluvial import defaults as d
 from fluvial.errors import ErrorCode, OffsetBeyondEnd, OffsetEvicted
 from fluvial.protocol import batch as b
 from fluvial.protocol.records import build_batch, decode_records
-from fluvial.storage import Isolation, Replica, ReplicaConfig, replica_dir
+from fluvial.storage import FileIO, Isolation, Replica, ReplicaConfig, replica_dir
+from fluvial.storage.fileio import Buffer
 from fluvial.storage.validator import verify_replica_dir
 
 
@@ -282,3 +285,47 @@ def test_many_partitions_preallocate_little(tmp_path: Path) -> None:
     finally:
         for r in replicas:
             r.close()
+
+
+class CountingIO(FileIO):
+    """Real file I/O that counts the writes of log bytes."""
+
+    def __init__(self) -> None:
+        self.pwritevs = 0
+
+    def pwritev(self, fd: int, buffers: Sequence[Buffer], offset: int) -> None:
+        self.pwritevs += 1
+        super().pwritev(fd, buffers, offset)
+
+
+@pytest.mark.parametrize(("segment", "count"), [(1 << 20, 25), (20_000, 25), (1 << 22, 3000), (1 << 24, 10_000)])
+def test_a_record_set_is_written_as_one_run_with_the_same_bytes_as_batch_by_batch(
+        tmp_path: Path, segment: int, count: int) -> None:
+    """append_batches writes back-to-back batches with one pwritev (a run crossing a roll or an index step
+    goes batch by batch): the files are byte for byte those of appending the batches one at a time."""
+    batches = [batch_of(1000, i) for i in range(count)]
+    cfg = ReplicaConfig(segment_max_bytes=segment)
+    with Replica.open(tmp_path / "one" / "t-0", cfg) as r:
+        for one in batches:
+            r.append(one)
+        r.sync()                                     # pending index entries to the file, as the flusher does
+    io = CountingIO()
+    with Replica.open(tmp_path / "run" / "t-0", cfg, io=io) as r:
+        io.pwritevs = 0
+        result = r.append_batches(batches)
+        assert (result.base_offset, result.leo, result.records, result.bytes) == (0, count, count, 1000 * count)
+        if segment > 1000 * count:
+            assert io.pwritevs == -(-count // d.APPEND_RUN_IOV_BATCHES)     # no roll: one write per 500 batches
+        seen: list[int] = []
+        while len(seen) < count:                     # a read stays within one segment
+            seen += offsets_in(r.read(len(seen), 1 << 30).slice.read())
+        assert seen == list(range(count))
+        r.sync()
+    for name in sorted(os.listdir(tmp_path / "one" / "t-0")):
+        run, one = Path(tmp_path, "run", "t-0", name).read_bytes(), Path(tmp_path, "one", "t-0", name).read_bytes()
+        if name.endswith(".index"):      # a run may preallocate its index step earlier: same entries, zeros after
+            n = min(len(run), len(one))
+            assert not any(run[n:]) and not any(one[n:]), name
+            run, one = run[:n], one[:n]
+        assert run == one, name
+    assert verify_replica_dir(str(tmp_path / "run" / "t-0")).ok
