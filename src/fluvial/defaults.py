@@ -76,6 +76,8 @@ FRAME_MAX_BYTES = 64 * MIB                        # larger size prefixes are ref
 PLATFORM_VERSION = "0.17.3"                       # semver the SC reports (the client needs >= 0.9.0)
 SC_OBJECT_VERSION = 19                            # SC public APIs (Create/Delete/List/Watch/Update)
 SPU_API_VERSION = 24                              # SPU public APIs
+SERVER_RECEIVE_BUFFER_BYTES = 64 * KIB            # a connection receives into this; larger frames into their own buffer
+SERVER_READ_AHEAD_BYTES = 256 * KIB               # whole frames received ahead of the handler before reading pauses
 FRAME_READ_TIMEOUT_SECONDS = 30.0                 # a frame whose size arrived must complete within this
 STREAM_FETCH_FRAME_MAX_BYTES = FRAME_MAX_BYTES - 1 * MIB   # StreamFetch max_bytes is clamped to this (room for the header)
 CONNECTION_SEND_CHUNK_BYTES = 256 * KIB           # file bytes sendfile'd per step (the loop runs between steps)

@@ -310,14 +310,16 @@ class TopicProducer:
         Keyless records go round-robin over the partitions, keyed ones by Fluvio's key hash."""
         if self._closed:
             raise ProducerClosed("producer is closed")
-        for j, v in enumerate(values):
-            k = keys[j] if keys is not None else None
-            self._check_record(len(v) + (len(k) if k is not None else 0))
+        if values and max(map(len, values)) + (max(map(len, filter(None, keys)), default=0) if keys else 0) \
+                + b.HEADER_TOTAL_BYTES + d.PRODUCER_RECORD_OVERHEAD_BYTES > self._batch_limit:
+            for j, v in enumerate(values):     # one may be too large: refuse at the first, as send would
+                k = keys[j] if keys is not None else None
+                self._check_record(len(v) + (len(k) if k is not None else 0))
         n = self._partition_count()
         groups = self._group(values, keys, n)
         parts: list[tuple[list[int], _Batch, int]] = []
         for p, (idx, ks, vs) in groups.items():
-            size = sum(map(len, vs)) + (sum(len(k) for k in ks if k is not None) if ks else 0) \
+            size = sum(map(len, vs)) + (sum(map(len, filter(None, ks))) if ks else 0) \
                 + d.PRODUCER_RECORD_OVERHEAD_BYTES * len(vs)
             if self._buffered + size > self.config.max_buffer_bytes:
                 await self._wait_space(min(size, self.config.max_buffer_bytes))

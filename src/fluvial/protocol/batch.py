@@ -76,6 +76,14 @@ def decode_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHea
     return BatchHeader._make(_HEADER.unpack_from(buf, pos))
 
 
+_ATTRIBUTES_LOW_BYTE = 22      # the attributes (i16, big-endian) sit at bytes 21-22 of the header
+
+
+def compression_of(buf: bytes | bytearray | memoryview) -> int:
+    """The compression code of a whole batch (at least HEADER_TOTAL_BYTES long), without decoding its header."""
+    return buf[_ATTRIBUTES_LOW_BYTE] & ATTR_COMPRESSION_MASK
+
+
 def encode_header(h: BatchHeader) -> bytes:
     return _HEADER.pack(*h)
 

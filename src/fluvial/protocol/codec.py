@@ -551,6 +551,20 @@ class RawRecordSet(WireType):
 RECORD_SET = RawRecordSet()
 
 
+class RecordSetView(RawRecordSet):
+    """A RecordSet decoded as a view into the frame it arrived in (no copy): for a produce request, whose
+    batches go from the received frame straight to the log."""
+
+    def decode(self, r: Reader, version: int) -> memoryview:  # type: ignore[override]
+        n = r.unpack(_I32)
+        if n < 0:
+            raise ProtocolError(f"negative RecordSet length {n}")
+        return r.take(n)
+
+
+RECORD_SET_VIEW = RecordSetView()
+
+
 def all_messages(module_globals: Mapping[str, Any]) -> Sequence[type]:
     """Every message class defined in a module (for round-trip tests)."""
     return [v for v in module_globals.values() if isinstance(v, type) and hasattr(v, "WIRE_FIELDS")]

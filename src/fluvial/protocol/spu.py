@@ -36,6 +36,7 @@ from fluvial.protocol.codec import (
     INT32,
     INT64,
     RECORD_SET,
+    RECORD_SET_VIEW,
     STRING,
     UINT32,
     UINT64,
@@ -299,7 +300,7 @@ SMARTMODULES = Vec(Struct(SmartModuleInvocation))
 @dataclass
 class PartitionProduceData:
     partition_index: int = wire(UINT32)
-    records: bytes = wire(RECORD_SET)          # raw batches; split/validate with protocol.batch
+    records: bytes | memoryview = wire(RECORD_SET_VIEW)   # raw batches (decoded: a view into the frame)
 
 
 @message

@@ -74,7 +74,7 @@ class _AppendJob:
     partition: int
     local: LocalReplica
     batches: list[memoryview]
-    slot: tuple[int, int] = (0, 0)      # (topic, partition) index in the response
+    slots: list[tuple[int, int, int]] = field(default_factory=list)   # (topic, entry) in the response, batches
 
 
 def _append_all(jobs: list[_AppendJob]) -> list[AppendResult | Exception]:
@@ -197,8 +197,16 @@ class SpuServer(srv.TwoPortServer):
                         continue
                 job = self._prepare_append(topic.name, p, committed)
                 if isinstance(job, _AppendJob):
-                    job.slot = (len(answers), len(parts))
-                    jobs.append(job)
+                    last = jobs[-1] if jobs else None
+                    if last is not None and last.slots[-1][:2] == (len(answers), len(parts) - 1) \
+                            and last.partition == job.partition and not req.smartmodules:
+                        # the next entry of the same partition (fluvial's client sends one per batch, for
+                        # each batch's offset): one append run with the one before
+                        last.slots.append((len(answers), len(parts), len(job.batches)))
+                        last.batches += job.batches
+                    else:
+                        job.slots.append((len(answers), len(parts), len(job.batches)))
+                        jobs.append(job)
                     parts.append(None)
                 else:
                     parts.append(job)
@@ -208,10 +216,9 @@ class SpuServer(srv.TwoPortServer):
             # off the event loop for every flush policy: a stalled disk must not stop heartbeats
             outcomes = await asyncio.get_running_loop().run_in_executor(self._append_pool, _append_all, jobs)
             for job, outcome in zip(jobs, outcomes, strict=True):
-                resp, upto = self._finish_append(job, outcome, committed)
-                answers[job.slot[0]][job.slot[1]] = resp
+                upto = self._finish_append(job, outcome, committed, answers)
                 if upto > job.local.replica.hw:
-                    waits.append((resp, job.local, upto))
+                    waits.extend((answers[t][e], job.local, upto) for t, e, _ in job.slots)  # type: ignore[misc]
         answer = sp.ProduceResponse([sp.TopicProduceResponse(topic.name, parts)  # type: ignore[arg-type]
                                      for topic, parts in zip(req.topics, answers, strict=True)], 0)
         if not waits:
@@ -286,17 +293,24 @@ class SpuServer(srv.TwoPortServer):
             return self._append_failed(topic, p.partition_index, replica, e)
         return _AppendJob(topic, p.partition_index, local, batches)
 
-    def _finish_append(self, job: _AppendJob, outcome: AppendResult | Exception,
-                       committed: bool) -> tuple[sp.PartitionProduceResponse, int]:
-        """On the loop again: the partition's answer and, when it must wait for the HW, the LEO to reach."""
+    def _finish_append(self, job: _AppendJob, outcome: AppendResult | Exception, committed: bool,
+                       answers: list[list[sp.PartitionProduceResponse | None]]) -> int:
+        """On the loop again: the answer of each of the job's entries into `answers`; returns the LEO to
+        wait for when the answers wait for the HW (else -1)."""
         local, replica = job.local, job.local.replica
+
+        def answer_all(resp: sp.PartitionProduceResponse) -> int:
+            for t, e, _ in job.slots:
+                answers[t][e] = resp
+            return -1
+
         if isinstance(outcome, Exception):
-            return self._append_failed(job.topic, job.partition, replica, outcome), -1
+            return answer_all(self._append_failed(job.topic, job.partition, replica, outcome))
         if local.replicated and (self.control is None or not self.control.lease_valid()):
             # the lease ran out while the append waited for the disk: written, but never acknowledged here
             # (it is not committed, and a truncation as follower removes it)
-            return sp.PartitionProduceResponse(job.partition, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
-                                               -1, -1, replica.log_start), -1
+            return answer_all(sp.PartitionProduceResponse(job.partition, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
+                                                          -1, -1, replica.log_start))
         if outcome.records:
             local.update_hw()
             local.notify_appended()
@@ -304,8 +318,11 @@ class SpuServer(srv.TwoPortServer):
             metrics.PRODUCED_BYTES.inc(outcome.bytes)
         if outcome.duplicate_batches:
             metrics.PRODUCE_DUPLICATES.inc(outcome.duplicate_batches)
-        resp = sp.PartitionProduceResponse(job.partition, OK, outcome.base_offset, -1, replica.log_start)
-        return resp, (outcome.leo if committed else -1)
+        first = 0
+        for t, e, count in job.slots:     # each entry: the base offset of its first batch
+            answers[t][e] = sp.PartitionProduceResponse(job.partition, OK, outcome.bases[first], -1, replica.log_start)
+            first += count
+        return outcome.leo if committed else -1
 
     @staticmethod
     def _append_failed(topic: str, partition: int, replica: Replica, e: Exception) -> sp.PartitionProduceResponse:
@@ -329,7 +346,7 @@ class SpuServer(srv.TwoPortServer):
         for one in batches:
             if len(one) < b.HEADER_TOTAL_BYTES:
                 continue   # validation reports it precisely
-            codec = b.decode_header(one).compression
+            codec = b.compression_of(one)
             if codec > b.MAX_COMPRESSION_CODE or (wanted is not None and codec != wanted):
                 raise UnknownCompression(codec)
 

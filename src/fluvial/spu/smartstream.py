@@ -195,7 +195,7 @@ class SmartStreams:
         try:
             chain = await self.build(invocations, version, local.replica)
             try:
-                step = await self.run(_produce_step, chain, p.records)
+                step = await self.run(_produce_step, chain, bytes(p.records))
             finally:
                 chain.close()
         except FluvialError as e:

@@ -18,6 +18,7 @@ line.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -65,13 +66,12 @@ class ConnectionGate:
 class Connection:
     """One accepted connection: serialized frame writes, stream tasks, per-connection state."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str,
-                 limits: ConnectionLimits | None = None) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, receiver: FrameReceiver, name: str, limits: ConnectionLimits | None = None) -> None:
+        self.receiver = receiver
+        self.transport: asyncio.Transport = receiver.transport   # type: ignore[assignment]
         self.name = name
         self.limits = limits or ConnectionLimits()
-        self.peer = writer.get_extra_info("peername")
+        self.peer = self.transport.get_extra_info("peername")
         self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.state: dict[str, object] = {}        # handlers keep per-connection data here (stream ids…)
@@ -79,7 +79,7 @@ class Connection:
         self.last_active = asyncio.get_running_loop().time()    # last request done or stream ended
         # drain() then waits for an empty buffer, so os.sendfile never overtakes buffered bytes and the
         # write backlog of a connection is at most one frame head or one chunk.
-        writer.transport.set_write_buffer_limits(high=0)
+        self.transport.set_write_buffer_limits(high=0)
 
     @property
     def streaming(self) -> bool:
@@ -88,15 +88,15 @@ class Connection:
     def _check_open(self) -> None:
         """A peer that went away: a ConnectionError like any other (uvloop's write on a closed transport
         raises RuntimeError, which would escape the connection's handler)."""
-        if self.writer.transport.is_closing():
+        if self.transport.is_closing():
             raise ConnectionResetError(f"{self.name}: connection to {self.peer} is closed")
 
     async def send(self, correlation_id: int, body: bytes) -> None:
         """Send one whole response frame."""
         async with self._write_lock:
             self._check_open()
-            self.writer.write(encode_response(correlation_id, body))
-            if self.writer.transport.get_write_buffer_size():   # else the socket took it all: no drain
+            self.transport.write(encode_response(correlation_id, body))
+            if self.transport.get_write_buffer_size():   # else the socket took it all: no drain
                 await self._drain()                             # (and no timer) needed
 
     async def send_with_file(self, correlation_id: int, head: bytes, fd: int, offset: int, count: int) -> None:
@@ -107,10 +107,10 @@ class Connection:
         the transport — never more than a chunk in memory, never more than a chunk of file I/O at once."""
         async with self._write_lock:
             self._check_open()
-            self.writer.write(_frame_head(4 + len(head) + count, correlation_id, head))
-            if self.writer.transport.get_write_buffer_size():
+            self.transport.write(_frame_head(4 + len(head) + count, correlation_id, head))
+            if self.transport.get_write_buffer_size():
                 await self._drain()          # limits are (0, 0): returns once the buffer is empty
-            sock = self.writer.get_extra_info("socket")
+            sock = self.transport.get_extra_info("socket")
             raw = sock.fileno() if sock is not None else -1
             while count > 0:
                 step = min(count, d.CONNECTION_SEND_CHUNK_BYTES)
@@ -124,7 +124,7 @@ class Connection:
                     data = os.pread(fd, step, offset)
                     if not data:
                         raise ConnectionAbortedError(f"file ended {count} bytes before the frame's end")
-                    self.writer.write(data)
+                    self.transport.write(data)
                     sent = len(data)
                     await self._drain()
                 offset += sent
@@ -154,7 +154,7 @@ class Connection:
         _bad_peer_log.warning(f"{self.name}:write_timeout",
                               "write_timeout service=%s peer=%s seconds=%.1f: closing", self.name, self.peer,
                               self.limits.write_timeout_seconds)
-        self.writer.transport.abort()
+        self.transport.abort()
         raise ConnectionAbortedError("peer took no bytes within the write timeout") from None
 
     async def _drain(self) -> None:
@@ -162,7 +162,7 @@ class Connection:
         is disconnected (one log line)."""
         try:
             async with asyncio.timeout(self.limits.write_timeout_seconds):
-                await self.writer.drain()
+                await self.receiver.drain()
         except TimeoutError:
             self._write_timed_out()
 
@@ -192,9 +192,9 @@ class Connection:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        self.writer.close()
+        self.transport.close()
         with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+            await self.receiver.lost
         self.closed.set()
 
 
@@ -234,68 +234,228 @@ class IdleTimeout(Exception):
     """No request in flight and no open stream for the idle timeout."""
 
 
-async def read_frame(reader: asyncio.StreamReader, max_bytes: int, timeout: float,
-                     conn: Connection | None = None) -> bytes | None:
-    """The next frame's payload; None at a clean end of stream between frames. With `conn`, waiting for
-    a frame to begin ends with `IdleTimeout` once the connection was idle (no stream) for its limit."""
-    try:
-        prefix = await (reader.readexactly(4) if conn is None else _await_request(reader, conn))
-    except asyncio.IncompleteReadError as e:
-        if e.partial:
-            raise ProtocolError("connection closed inside a frame size") from e
-        return None
-    size = frame_size(prefix, max_bytes)
-    try:
-        async with asyncio.timeout(timeout):
-            return await reader.readexactly(size)
-    except asyncio.IncompleteReadError as e:
-        raise ProtocolError(f"connection closed after {len(e.partial)} of {size} frame bytes") from e
-    except TimeoutError as e:
-        raise ProtocolError(f"frame of {size} bytes not completed within {timeout} s") from e
+class FrameReceiver(asyncio.BufferedProtocol):
+    """A connection's bytes, received in place. Small frames are cut out of one receive buffer (as many
+    per read as arrived); a frame larger than that buffer is received straight into a buffer of its own
+    size (checked against the limit before it is allocated). Whole frames queue for the connection's
+    loop (`next_frame`); reading pauses while SERVER_READ_AHEAD_BYTES of them wait. A frame that did not
+    arrive whole in one read gets one timer: completed within the service's frame timeout, or the
+    connection is closed (time spent paused by the read-ahead does not count)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._buf = bytearray(d.SERVER_RECEIVE_BUFFER_BYTES)
+        self._start = self._end = 0          # unparsed bytes: _buf[_start:_end]
+        self._big: bytearray | None = None   # a frame larger than _buf, being received in place
+        self._big_got = 0
+        self._frames: collections.deque[bytes | bytearray] = collections.deque()
+        self._queued = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: Exception | None = None           # raised by next_frame after the queued frames
+        self._eof = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._completed = 0                            # frames completed: a timer knows its frame by it
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._lost = False
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------------------ receiving
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.task = asyncio.ensure_future(serve_connection(self.service, self))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._big is not None:
+            return memoryview(self._big)[self._big_got:]
+        if self._end == len(self._buf):      # the unparsed tail (less than a buffer) moves to the front
+            n = self._end - self._start
+            self._buf[:n] = self._buf[self._start:self._end]
+            self._start, self._end = 0, n
+        return memoryview(self._buf)[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._big is None:
+            self._end += nbytes
+            self._parse()
+            return
+        self._big_got += nbytes
+        if self._big_got == len(self._big):
+            frame, self._big = self._big, None
+            self._frame_done(frame)
+
+    def _parse(self) -> None:
+        buf = self._buf
+        while self._end - self._start >= 4:
+            at = self._start
+            try:
+                size = frame_size(bytes(buf[at:at + 4]), self.service.max_frame_bytes)
+            except ProtocolError as e:
+                self._fail(e)
+                return
+            have = self._end - at - 4
+            if have >= size:
+                self._start = at + 4 + size
+                self._frame_done(bytes(memoryview(buf)[at + 4:at + 4 + size]))
+                continue
+            if 4 + size > len(buf):          # its own buffer, received in place from here on
+                big = bytearray(size)
+                big[:have] = memoryview(buf)[at + 4:self._end]
+                self._big, self._big_got = big, have
+                self._start = self._end = 0
+            if self._timer is None:
+                self._timer = self._loop.call_later(self.service.frame_timeout_seconds, self._stalled,
+                                                    self._completed, size)
+            return
+        if self._start == self._end:
+            self._start = self._end = 0
+
+    def _frame_done(self, frame: bytes | bytearray) -> None:
+        self._completed += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._frames.append(frame)
+        self._queued += len(frame)
+        if self._queued >= d.SERVER_READ_AHEAD_BYTES and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def _stalled(self, completed: int, size: int) -> None:
+        self._timer = None
+        if self._completed != completed or self._error is not None:
+            return
+        if self._paused:                     # we stopped reading, not the peer: wait again
+            self._timer = self._loop.call_later(self.service.frame_timeout_seconds, self._stalled, completed, size)
+            return
+        self._fail(ProtocolError(f"frame of {size} bytes not completed within {self.service.frame_timeout_seconds} s"))
+
+    def _in_frame(self) -> bool:
+        return self._big is not None or self._end > self._start
+
+    def _fail(self, e: Exception) -> None:
+        """A protocol error: read nothing more; the loop reports it after the frames before it."""
+        if self._error is None:
+            self._error = e
+        self._big = None
+        self._start = self._end = 0
+        if self.transport is not None and not self._lost:
+            self.transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        if self._error is None and self._in_frame():
+            if self._big is not None:
+                self._error = ProtocolError(f"connection closed after {self._big_got} of {len(self._big)} frame bytes")
+            elif self._end - self._start < 4:
+                self._error = ProtocolError("connection closed inside a frame size")
+            else:
+                size = int.from_bytes(self._buf[self._start:self._start + 4], "big", signed=True)
+                self._error = ProtocolError(f"connection closed after {self._end - self._start - 4} of {size} "
+                                            f"frame bytes")
+        self._eof = True
+        self._wake()
+        return False                          # the transport closes: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._eof = True
+        if exc is not None and self._error is None:
+            self._error = ConnectionResetError(str(exc))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._can_write.set()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._wake()
+
+    async def next_frame(self, conn: Connection) -> bytes | bytearray | None:
+        """The next whole frame; None at a clean end of stream between frames. Waiting for a frame to
+        begin ends with `IdleTimeout` once the connection was idle (no stream) for its limit."""
+        while True:
+            if self._frames:
+                frame = self._frames.popleft()
+                self._queued -= len(frame)
+                if self._paused and self._error is None and self._queued < d.SERVER_READ_AHEAD_BYTES \
+                        and not self._lost and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return frame
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return None
+            waiter = self._waiter = self._loop.create_future()
+            if self._timer is not None:       # a frame has begun: its timer watches it
+                await waiter
+                continue
+            idle = conn.limits.idle_timeout_seconds
+            deadline = (self._loop.time() if conn.streaming else conn.last_active) + idle
+            if deadline <= self._loop.time():
+                raise IdleTimeout()
+            timer = self._loop.call_at(deadline, self._wake)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+
+    # ------------------------------------------------------------------------------------ writing
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    async def drain(self) -> None:
+        """Until the socket took what was written (write limits are 0); ConnectionResetError once lost."""
+        if self._lost:
+            raise ConnectionResetError("connection lost")
+        await self._can_write.wait()
+        if self._lost:
+            raise ConnectionResetError("connection lost")
 
 
-async def _await_request(reader: asyncio.StreamReader, conn: Connection) -> bytes:
-    """The next frame's size prefix. One timer per idle period: on expiry, a connection that has an open
-    stream or was active since waits another period (readexactly keeps partial bytes when cancelled)."""
-    idle = conn.limits.idle_timeout_seconds
-    loop = asyncio.get_running_loop()
-    while True:
-        deadline = (loop.time() if conn.streaming else conn.last_active) + idle
-        if deadline <= loop.time():
-            raise IdleTimeout()
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await reader.readexactly(4)
-        except TimeoutError:
-            continue
-
-
-async def serve_connection(service: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def serve_connection(service: Service, receiver: FrameReceiver) -> None:
     gate = service.gate
+    transport = receiver.transport
+    assert transport is not None
     if not gate.admit():
         metrics.CONNECTIONS_REFUSED.labels(service.name).inc()
         _bad_peer_log.warning(f"{service.name}:refused", "connection_refused service=%s peer=%s limit=%d",
-                              service.name, writer.get_extra_info("peername"), gate.limits.max_connections)
-        writer.transport.abort()
+                              service.name, transport.get_extra_info("peername"), gate.limits.max_connections)
+        transport.abort()
         return
     metrics.CONNECTIONS_OPEN.labels(service.name).inc()
     try:
-        await _serve_admitted(service, reader, writer, gate.limits)
+        await _serve_admitted(service, receiver, gate.limits)
     finally:
         gate.release()
         metrics.CONNECTIONS_OPEN.labels(service.name).dec()
 
 
-async def _serve_admitted(service: Service, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                          limits: ConnectionLimits) -> None:
-    conn = Connection(reader, writer, service.name, limits)
+async def _serve_admitted(service: Service, receiver: FrameReceiver, limits: ConnectionLimits) -> None:
+    conn = Connection(receiver, service.name, limits)
     service.connections.add(conn)
     loop = asyncio.get_running_loop()
     try:
         if service.on_connect is not None:
             await service.on_connect(conn)
         while True:
-            payload = await read_frame(reader, service.max_frame_bytes, service.frame_timeout_seconds, conn)
+            payload = await receiver.next_frame(conn)
             if payload is None:
                 break
             header, body = decode_request(payload)
@@ -325,8 +485,8 @@ async def _serve_admitted(service: Service, reader: asyncio.StreamReader, writer
 
 
 async def start(service: Service, host: str, port: int) -> asyncio.base_events.Server:
-    return await asyncio.start_server(lambda r, w: serve_connection(service, r, w), host, port,
-                                      reuse_address=True, limit=2 ** 16)
+    return await asyncio.get_running_loop().create_server(lambda: FrameReceiver(service), host, port,
+                                                          reuse_address=True)
 
 
 class TwoPortServer:

@@ -20,6 +20,7 @@ from fluvial.protocol.codec import (
     MAX_STRING_BYTES,
     RECORD_DATA,
     RECORD_SET,
+    RECORD_SET_VIEW,
     STRING,
     Fixed,
     IntEnum8,
@@ -69,7 +70,7 @@ def strategy_for(wtype: WireType, version: int) -> st.SearchStrategy[Any]:
         return st.booleans()
     if wtype is STRING:
         return st.text(max_size=8).filter(lambda s: len(s.encode()) <= MAX_STRING_BYTES)
-    if wtype is BYTES or wtype is RECORD_SET or wtype is RECORD_DATA:
+    if wtype is BYTES or wtype is RECORD_SET or wtype is RECORD_SET_VIEW or wtype is RECORD_DATA:
         return st.binary(max_size=24)
     if wtype is DURATION:
         return _DURATIONS

@@ -166,3 +166,9 @@ def test_split_batches_strict() -> None:
     assert [len(x) for x in b.split_batches(two)] == [len(GOOD), len(SEND_STRING_BATCH)]
     with pytest.raises(ProtocolError):
         b.split_batches(two[:-1])
+
+
+@given(st.integers(-(1 << 15), (1 << 15) - 1))
+def test_compression_of_reads_the_attributes_as_the_header_decode_does(attributes: int) -> None:
+    raw = _with(GOOD, 21, ">h", attributes)
+    assert b.compression_of(raw) == b.compression_of(memoryview(raw)) == b.decode_header(raw).compression

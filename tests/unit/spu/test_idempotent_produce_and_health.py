@@ -119,3 +119,37 @@ async def test_health_of_a_full_data_dir(tmp_path: Path) -> None:
     (r,) = health.replicas
     assert r.report.state is i.ReplicaStateCode.FULL
     assert r.last_error is not None and "full" in r.last_error
+
+
+async def _produce_entries(conn: ClientConnection, entries: list[tuple[int, bytes]]) -> list[sp.PartitionProduceResponse]:
+    """One request with an entry per (partition, batches), in order: fluvial's client sends one per batch."""
+    req = sp.ProduceRequest(None, sp.Isolation.READ_UNCOMMITTED, 5000,
+                            [sp.TopicProduceData("t", [sp.PartitionProduceData(p, raw) for p, raw in entries])])
+    r = await conn.request(sp.SpuApiKey.PRODUCE, V, encode(req, V), timeout=5)
+    return decode_from(sp.ProduceResponse, r, V).responses[0].partitions
+
+
+@pytest.mark.asyncio
+async def test_entries_of_one_partition_are_one_run_with_each_entrys_base_offset(spu: SpuServer) -> None:
+    """Back-to-back entries of a partition are appended as one run: each entry's answer is the base offset of
+    its own first batch (a retried request with new batches behind the old: the old ones' first offsets);
+    an entry of another partition between them, or an invalid batch, is answered for what it is."""
+    conn = await ClientConnection.connect("127.0.0.1", spu.public_port)
+    try:
+        out = await _produce_entries(conn, [(0, _batch(0)), (0, _batch(2, count=3) + _batch(5)), (1, _batch(0, pid=7)),
+                                            (0, _batch(7))])
+        assert [(r.partition_index, r.error_code.ok, r.base_offset) for r in out] == [
+            (0, True, 0), (0, True, 2), (1, True, 0), (0, True, 7)]
+        before = _duplicates()
+        retry = await _produce_entries(conn, [(0, _batch(2, count=3)), (0, _batch(5)), (0, _batch(7)), (0, _batch(9))])
+        assert [(r.error_code.ok, r.base_offset) for r in retry] == [(True, 2), (True, 5), (True, 7), (True, 9)]
+        assert _duplicates() == before + 3
+        corrupt = bytearray(_batch(11))
+        corrupt[-1] ^= 0xFF                                   # its CRC no longer matches
+        bad = await _produce_entries(conn, [(0, _batch(11)), (0, bytes(corrupt))])
+        assert [r.error_code.ok for r in bad] == [False, False]   # validated before any is written: neither
+        assert spu.registry.get("t", 0).replica.leo == 11        # type: ignore[union-attr]
+        again = await _produce_entries(conn, [(0, _batch(11))])
+        assert [(r.error_code.ok, r.base_offset) for r in again] == [(True, 11)]
+    finally:
+        await conn.close()

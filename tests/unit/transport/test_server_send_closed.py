@@ -16,16 +16,16 @@ def test_send_after_the_peer_closed_is_a_connection_error(loop_factory: object) 
     async def main() -> None:
         got: asyncio.Future[srv.Connection] = asyncio.get_running_loop().create_future()
 
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            got.set_result(srv.Connection(reader, writer, "test"))
+        async def accept(conn: srv.Connection) -> None:
+            got.set_result(conn)
 
-        server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        server = await srv.start(srv.Service("test", {}, on_connect=accept), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         _r, w = await asyncio.open_connection("127.0.0.1", port)
         conn = await got
         w.close()
         await w.wait_closed()
-        conn.writer.close()                   # what the server does when it notices the peer left
+        conn.transport.close()                # what the server does when it notices the peer left
         with pytest.raises(ConnectionError):
             await conn.send(1, b"late answer")
         with pytest.raises(ConnectionError):

@@ -25,6 +25,7 @@ class AppendResult:
     records: int = 0             # records written by this call
     bytes: int = 0               # batch bytes written by this call
     duplicate_batches: int = 0   # exact retries of an idempotent producer's batches: acknowledged, not written
+    bases: tuple[int, ...] = ()  # every batch's base offset, in the order given (exact retries: their first)
 
 
 class ReplicaAppend(ReplicaRoll):
@@ -37,7 +38,7 @@ class ReplicaAppend(ReplicaRoll):
         with self._lock:
             base = self._leo
             self._append_one(view, header, self._stamp_epoch)
-            return AppendResult(base, self._leo, self._leo - base, len(view))
+            return AppendResult(base, self._leo, self._leo - base, len(view), bases=(base,))
 
     def append_batches(self, batches: Sequence[bytes | bytearray | memoryview]) -> AppendResult:
         """Append a record set: every batch is validated (and, for idempotent producers, its sequence
@@ -50,7 +51,12 @@ class ReplicaAppend(ReplicaRoll):
         with self._lock:
             first = self._leo
             self._append_run(list(zip(views, headers, strict=True)), self._stamp_epoch)
-            return AppendResult(first, self._leo, self._leo - first, sum(map(len, views)))
+            bases = []
+            base = first
+            for header in headers:
+                bases.append(base)
+                base += header.record_count
+            return AppendResult(first, self._leo, self._leo - first, sum(map(len, views)), bases=tuple(bases))
 
     def _append_idempotent(self, views: Sequence[memoryview], headers: Sequence[b.BatchHeader]) -> AppendResult:
         """Append what is new, acknowledge exact retries with their original base offset, reject the rest
@@ -61,7 +67,7 @@ class ReplicaAppend(ReplicaRoll):
                 # from now on, open must rebuild the producers' state
                 self._guarded("producer snapshot", lambda: self._write_producer_snapshot(self._leo), cut_to=None)
             leo_before = self._leo
-            first: int | None = None
+            bases: list[int] = []
             duplicates = 0
             new: list[tuple[memoryview, b.BatchHeader]] = []
             next_base = self._leo                 # where the run puts the next new batch
@@ -76,16 +82,15 @@ class ReplicaAppend(ReplicaRoll):
                     base = next_base
                     next_base += header.record_count
                     new.append((view, header))
-                if first is None:
-                    first = base
-            assert first is not None
+                bases.append(base)
 
             def written(header: b.BatchHeader, base: int) -> None:
                 if header.producer_id >= 0:
                     self._producers.record(header, base)
 
             self._append_run(new, self._stamp_epoch, written, self._producers.commit_plan)
-            return AppendResult(first, self._leo, self._leo - leo_before, sum(len(v) for v, _ in new), duplicates)
+            return AppendResult(bases[0], self._leo, self._leo - leo_before, sum(len(v) for v, _ in new), duplicates,
+                                tuple(bases))
 
     def _append_run(self, items: Sequence[tuple[memoryview, b.BatchHeader]], epoch: int,
                     written: Callable[[b.BatchHeader, int], None] | None = None,
