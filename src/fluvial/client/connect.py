@@ -52,19 +52,27 @@ class SpuPool:
         self._client_id = client_id
         self._timeout = timeout
         self._conns: dict[int, ClientConnection] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._connecting: dict[int, asyncio.Future[ClientConnection]] = {}
 
     async def get(self, spu_id: int, host: str, port: int) -> ClientConnection:
+        """The SPU's connection; every caller waiting for a new one is answered in the same loop turn (so
+        the producer's partitions that waited for it still share their first request)."""
         conn = self._conns.get(spu_id)
         if conn is not None and not conn.closed:
             return conn
-        lock = self._locks.setdefault(spu_id, asyncio.Lock())
-        async with lock:
-            conn = self._conns.get(spu_id)
-            if conn is None or conn.closed:
-                conn = await ClientConnection.connect(host, port, client_id=self._client_id, timeout=self._timeout)
-                self._conns[spu_id] = conn
+        pending = self._connecting.get(spu_id)
+        if pending is None:
+            pending = self._connecting[spu_id] = asyncio.ensure_future(self._connect(spu_id, host, port))
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())   # retrieved even if all left
+        return await asyncio.shield(pending)        # one caller giving up does not stop it for the others
+
+    async def _connect(self, spu_id: int, host: str, port: int) -> ClientConnection:
+        try:
+            conn = await ClientConnection.connect(host, port, client_id=self._client_id, timeout=self._timeout)
+            self._conns[spu_id] = conn
             return conn
+        finally:
+            self._connecting.pop(spu_id, None)
 
     def forget(self, spu_id: int, conn: ClientConnection) -> None:
         if self._conns.get(spu_id) is conn:

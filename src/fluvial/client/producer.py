@@ -154,6 +154,17 @@ class _Batch:
         self.retry: RetryState | None = None
 
 
+@dataclass(eq=False)
+class _RequestGroup:
+    """Partitions' batches bound for one SPU connection, gathered in one loop turn for one request."""
+
+    conn: Any
+    parts: list[tuple[int, list[_Batch], asyncio.Future[list[sp.PartitionProduceResponse]]]] = \
+        field(default_factory=list)
+    bytes: int = 0
+    sent: bool = False
+
+
 def _observed(fut: asyncio.Future[int]) -> None:
     """A delivery failure reaches whoever awaits the record's handle; one nobody awaits is not an
     "exception never retrieved" for asyncio to print."""
@@ -233,8 +244,10 @@ class TopicProducer:
         self._metadata_epoch = -1
         self._writable: list[int] | None = None        # keyless records avoid the others (None: all fine)
         self._closed = False
-        self._in_flight: dict[int, tuple[int, asyncio.Future[Any]]] = {}   # partition -> (SPU, request)
+        self._in_flight: dict[int, tuple[int, asyncio.Future[Any]]] = {}   # partition -> (SPU, its answer)
         self._moved: set[int] = set()
+        self._groups: dict[int, _RequestGroup] = {}      # SPU -> the request gathering in this loop turn
+        self._group_tasks: set[asyncio.Task[None]] = set()
         client.metadata.listeners.append(self._leaders_moved)
 
     @classmethod
@@ -318,6 +331,7 @@ class TopicProducer:
         n = self._partition_count()
         groups = self._group(values, keys, n)
         parts: list[tuple[list[int], _Batch, int]] = []
+        unyielded = 0                     # bytes sealed since the senders last had a turn
         for p, (idx, ks, vs) in groups.items():
             size = sum(map(len, vs)) + (sum(map(len, filter(None, ks))) if ks else 0) \
                 + d.PRODUCER_RECORD_OVERHEAD_BYTES * len(vs)
@@ -331,7 +345,12 @@ class TopicProducer:
                 hi = min(len(vs), lo + n)
                 parts.extend(self._add_many(p, idx[lo:hi], ks[lo:hi] if ks is not None else None, vs[lo:hi],
                                             per_record * (hi - lo)))
-                await asyncio.sleep(0)       # the senders go while the caller prepares its next call
+                unyielded += per_record * (hi - lo)
+                if unyielded >= d.PRODUCER_SEND_ALL_SLICE_BYTES:
+                    unyielded = 0            # the senders go (one request per SPU for all the partitions
+                    await asyncio.sleep(0)   # sealed meanwhile) while the caller prepares the next slice
+        if unyielded:
+            await asyncio.sleep(0)
         return BatchOutput(parts)
 
     def _check_record(self, key_value_bytes: int) -> None:
@@ -561,17 +580,15 @@ class TopicProducer:
                 call.cancel()
 
     async def _produce(self, partition: int, batches: list[_Batch]) -> list[int | FluvialError]:
+        """One partition's batches, in the next produce request to its leader: the partitions whose
+        senders go in the same loop turn share one request per SPU (`_RequestGroup`)."""
         spu_id, conn = await self.client.leader_connection(self.topic, partition,
                                                           timeout=self.config.request_timeout_seconds)
-        data = [sp.PartitionProduceData(partition, batch.payload) for batch in batches]
-        timeout_ms = int(self.config.request_timeout_seconds * 1000)
-        request = sp.ProduceRequest(None, self.config.isolation, timeout_ms, [sp.TopicProduceData(self.topic, data)],
-                                    list(self.config.smartmodules))
-        call = asyncio.ensure_future(self.client.spu_call(spu_id, conn, request, sp.ProduceResponse,
-                                                          timeout=self.config.request_timeout_seconds + 1))
+        call: asyncio.Future[list[sp.PartitionProduceResponse]] = self._loop.create_future()
+        self._join_group(spu_id, conn, partition, batches, call)
         self._in_flight[partition] = (spu_id, call)
         try:
-            resp = await call
+            entries = await call
         except asyncio.CancelledError:
             if partition not in self._moved or (task := asyncio.current_task()) is None or task.cancelling():
                 raise
@@ -580,9 +597,6 @@ class TopicProducer:
         finally:
             self._in_flight.pop(partition, None)
             self._moved.discard(partition)
-        entries = [p for t in resp.responses for p in t.partitions]
-        if len(entries) != len(batches):
-            raise ServerError(ErrorCode.OTHER, f"produce answered {len(entries)} entries for {len(batches)} batches")
         out: list[int | FluvialError] = []
         for e in entries:
             if e.error_code.ok:
@@ -590,6 +604,60 @@ class TopicProducer:
             else:
                 out.append(_produce_error(e.error_code, self.topic, partition, spu_id))
         return out
+
+    def _join_group(self, spu_id: int, conn: Any, partition: int, batches: list[_Batch],
+                    call: asyncio.Future[list[sp.PartitionProduceResponse]]) -> None:
+        """Add a partition's batches to the request gathering for its SPU in this loop turn (sent at the
+        end of the turn, or at once when they would take it past max_request_bytes)."""
+        size = sum(len(batch.payload) for batch in batches)
+        group = self._groups.get(spu_id)
+        if group is not None and (group.conn is not conn or group.bytes + size > self.config.max_request_bytes):
+            self._send_group(spu_id, group)
+            group = None
+        if group is None:
+            group = self._groups[spu_id] = _RequestGroup(conn)
+            self._loop.call_soon(self._send_group, spu_id, group)
+        group.parts.append((partition, batches, call))
+        group.bytes += size
+
+    def _send_group(self, spu_id: int, group: _RequestGroup) -> None:
+        if self._groups.get(spu_id) is group:
+            del self._groups[spu_id]
+        if group.sent:
+            return
+        group.sent = True
+        task = asyncio.ensure_future(self._request_group(spu_id, group))
+        self._group_tasks.add(task)
+        task.add_done_callback(self._group_tasks.discard)
+
+    async def _request_group(self, spu_id: int, group: _RequestGroup) -> None:
+        """One ProduceRequest for every partition of the group, an entry per batch (each batch's answer is
+        its own base offset); each partition hears back its own entries."""
+        parts = [(p, batches, call) for p, batches, call in group.parts if not call.done()]
+        if not parts:
+            return
+        data = [sp.PartitionProduceData(p, batch.payload) for p, batches, _ in parts for batch in batches]
+        timeout_ms = int(self.config.request_timeout_seconds * 1000)
+        request = sp.ProduceRequest(None, self.config.isolation, timeout_ms, [sp.TopicProduceData(self.topic, data)],
+                                    list(self.config.smartmodules))
+        try:
+            resp = await self.client.spu_call(spu_id, group.conn, request, sp.ProduceResponse,
+                                              timeout=self.config.request_timeout_seconds + 1)
+            entries = [e for t in resp.responses for e in t.partitions]
+            if len(entries) != len(data):
+                raise ServerError(ErrorCode.OTHER, f"produce answered {len(entries)} entries for {len(data)} batches")
+        except BaseException as e:
+            for _, _, call in parts:
+                if not call.done():
+                    call.set_exception(e if isinstance(e, Exception) else ProducerClosed("producer closed"))
+            if not isinstance(e, Exception):
+                raise
+            return
+        at = 0
+        for _, batches, call in parts:
+            if not call.done():                    # a partition whose leader moved no longer waits
+                call.set_result(entries[at:at + len(batches)])
+            at += len(batches)
 
     # ----------------------------------------------------------------------------------- lifecycle
 
@@ -623,7 +691,8 @@ class TopicProducer:
             with contextlib.suppress(ValueError):
                 self.client.metadata.listeners.remove(self._leaders_moved)
             senders = [st.sender for st in self._parts.values() if st.sender is not None]
-            await stop_tasks(senders, d.CLIENT_CLOSE_TIMEOUT_SECONDS, f"producer of {self.topic}")
+            await stop_tasks(senders + list(self._group_tasks), d.CLIENT_CLOSE_TIMEOUT_SECONDS,
+                             f"producer of {self.topic}")
             for fut in list(self._unfinished):          # queued or in flight: nobody waits forever
                 if not fut.done():
                     fut.set_exception(ProducerClosed("producer closed before delivery"))

@@ -21,11 +21,23 @@ PRODUCE_ERRORS = Counter("fluvial_produce_errors_total", "Produce partition entr
 PRODUCE_DUPLICATES = Counter("fluvial_produce_duplicate_batches_total",
                              "Exact retries of an idempotent producer's batches: acknowledged, not written again")
 PRODUCER_IDS_ALLOCATED = Counter("fluvial_sc_producer_ids_allocated", "Producer ids the SC handed out")
+REQUESTS = Counter("fluvial_requests_total", "Requests received, by service and API key", ["service", "api_key"])
 CONNECTIONS_OPEN = Gauge("fluvial_connections_open", "Accepted connections now open", ["service"])
 CONNECTIONS_REFUSED = Counter("fluvial_connections_refused_total",
                               "Connections refused at once: the process was at its connection limit", ["service"])
 CONNECTIONS_CLOSED = Counter("fluvial_connections_closed_total",
                              "Connections the server closed on its own (idle, write_timeout)", ["service", "reason"])
+
+
+_request_counters: dict[tuple[str, int], Any] = {}
+
+
+def count_request(service: str, api_key: int) -> None:
+    """One request received (the labelled child looked up once per service and key: this is per frame)."""
+    child = _request_counters.get((service, api_key))
+    if child is None:
+        child = _request_counters[(service, api_key)] = REQUESTS.labels(service, str(api_key))
+    child.inc()
 
 
 def count_transition(t: Transition) -> None:

@@ -4,11 +4,15 @@ UpdateOffsets), the control link to the SC, and the storage manager for its data
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import itertools
 import logging
+import queue
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from fluvial import defaults as d
 from fluvial.errors import NOT_ENOUGH_REPLICAS_TEXT, ErrorCode, FluvialError, UnknownCompression
@@ -39,6 +43,8 @@ from fluvial.transport.client import ClientConnection
 
 logger = logging.getLogger(__name__)
 _errors = RateLimitedLog(logger)
+T = TypeVar("T")
+R = TypeVar("R")
 
 # topic CompressionAlgorithm → the batch attribute code it requires (None: any)
 _TOPIC_CODEC = {CompressionAlgorithm.ANY: None, CompressionAlgorithm.NONE: 0, CompressionAlgorithm.GZIP: 1,
@@ -75,6 +81,50 @@ class _AppendJob:
     local: LocalReplica
     batches: list[memoryview]
     slots: list[tuple[int, int, int]] = field(default_factory=list)   # (topic, entry) in the response, batches
+
+
+class AppendThreads:
+    """The SPU's append threads: a call goes to a free one through a SimpleQueue and its result comes back
+    with one `call_soon_threadsafe` — about half the cost of `run_in_executor` (no concurrent Future, no
+    chained callbacks) on the path every produce request takes."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[Any], Any],
+                                             Any] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{k}", daemon=True) for k in range(count)]
+        for t in self._threads:
+            t.start()
+
+    async def run(self, fn: Callable[[T], R], arg: T) -> R:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._queue.put((loop, fut, fn, arg))
+        return await fut
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, fut, fn, arg = item
+            try:
+                result, error = fn(arg), None
+            except BaseException as e:   # handed to the caller, whatever it is
+                result, error = None, e
+            with contextlib.suppress(RuntimeError):          # the loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():                       # the caller was cancelled meanwhile
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
 
 
 def _append_all(jobs: list[_AppendJob]) -> list[AppendResult | Exception]:
@@ -142,7 +192,7 @@ class SpuServer(srv.TwoPortServer):
         self.registry.on_role = self.followers.on_role
         self.registry.on_removed = self.followers.on_removed
         # appends leave the loop here (a stalled disk must not stop it), apart from the reads' threads
-        self._append_pool = concurrent.futures.ThreadPoolExecutor(d.SPU_APPEND_THREADS, "spu-append")
+        self._appends = AppendThreads(d.SPU_APPEND_THREADS, "spu-append")
 
     async def start(self) -> None:
         cfg = self.config
@@ -168,7 +218,7 @@ class SpuServer(srv.TwoPortServer):
         await self.followers.close()
         await self._close_services()
         self.smartstreams.close()
-        self._append_pool.shutdown(wait=True)
+        self._appends.close()
         self.storage.close()
 
     # ===================================================================================== handlers
@@ -214,7 +264,7 @@ class SpuServer(srv.TwoPortServer):
         waits: list[tuple[sp.PartitionProduceResponse, LocalReplica, int]] = []
         if jobs:
             # off the event loop for every flush policy: a stalled disk must not stop heartbeats
-            outcomes = await asyncio.get_running_loop().run_in_executor(self._append_pool, _append_all, jobs)
+            outcomes = await self._appends.run(_append_all, jobs)
             for job, outcome in zip(jobs, outcomes, strict=True):
                 upto = self._finish_append(job, outcome, committed, answers)
                 if upto > job.local.replica.hw:

@@ -462,6 +462,7 @@ async def _serve_admitted(service: Service, receiver: FrameReceiver, limits: Con
             handler = service.handlers.get(header.api_key)
             if handler is None:
                 raise ProtocolError(f"unknown api key {header.api_key}")
+            metrics.count_request(service.name, header.api_key)
             await handler(conn, header, body)
             conn.last_active = loop.time()
     except IdleTimeout:
