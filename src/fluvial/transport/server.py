@@ -281,6 +281,10 @@ class FrameReceiver(asyncio.BufferedProtocol):
         return memoryview(self._buf)[self._end:]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._error is not None:           # after a protocol error nothing more is read as frames
+            self._start = self._end = 0
+            self._big = None
+            return
         if self._big is None:
             self._end += nbytes
             self._parse()
@@ -367,7 +371,7 @@ class FrameReceiver(asyncio.BufferedProtocol):
                                             f"frame bytes")
         self._eof = True
         self._wake()
-        return False                          # the transport closes: connection_lost follows
+        return True     # half-closed: the frames that arrived before are still answered, then the loop closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True

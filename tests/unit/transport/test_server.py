@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fluvial.protocol.codec import Reader
-from fluvial.protocol.frame import RequestHeader
+from fluvial.protocol.frame import RequestHeader, encode_request
 from fluvial.transport import server as srv
 from fluvial.transport.client import ClientConnection, ConnectionLost
 
@@ -206,5 +206,43 @@ async def test_file_tail_to_a_slow_reader_waits_for_the_socket(tmp_path: Path) -
         writer.close()
     finally:
         os.close(fd)
+        server.close()
+        await server.wait_closed()
+
+
+def _request_frame(api_key: int, correlation: int, body: bytes) -> bytes:
+    return encode_request(RequestHeader(api_key, 0, correlation, "t"), body)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sizes", [[10, 20, 30], [200_000, 5, 3_000_000], [65_530, 65_536, 7]],
+                         ids=["small, one read", "big frames in place", "around the receive buffer"])
+async def test_pipelined_frames_of_any_size_are_answered_in_order_even_after_a_half_close(
+        tmp_path: Path, sizes: list[int]) -> None:
+    """Frames sent back to back in one write (small ones cut from the receive buffer, large ones received
+    into their own buffers) are answered in order, byte for byte; the peer may shut its sending side right
+    after (answers still come, then the server closes)."""
+    _service, server, port, _ = await start_service(tmp_path)
+    try:
+        bodies = [os.urandom(n) for n in sizes]
+        data = b"".join(_request_frame(ECHO, k + 1, body) for k, body in enumerate(bodies))
+
+        def exchange() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                out = bytearray()
+                while chunk := s.recv(1 << 20):
+                    out += chunk
+                return bytes(out)
+
+        got = await asyncio.to_thread(exchange)
+        pos = 0
+        for k, body in enumerate(bodies):
+            size, correlation = struct.unpack_from(">ii", got, pos)
+            assert correlation == k + 1 and got[pos + 8:pos + 4 + size] == body
+            pos += 4 + size
+        assert pos == len(got)
+    finally:
         server.close()
         await server.wait_closed()
