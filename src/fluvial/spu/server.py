@@ -127,12 +127,41 @@ def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) 
         fut.set_result(result)
 
 
-def _append_all(jobs: list[_AppendJob]) -> list[AppendResult | Exception]:
-    """In an append thread: each job's append, its result or the exception it raised."""
-    out: list[AppendResult | Exception] = []
+class NotLeaderAnymore(Exception):
+    """An append written after this SPU's lease ran out: never acknowledged here."""
+
+
+# a job's outcome: the whole run's result or error, or (after a headroom refusal of a run of several
+# entries) each entry's own
+_Outcome = AppendResult | Exception | list[AppendResult | Exception]
+
+
+def _append_all(jobs: list[_AppendJob]) -> list[_Outcome]:
+    """In an append thread: each job's append, its result or the exception it raised. A run of several
+    entries that is refused (it does not fit the headroom whole, one entry's batch is invalid or out of
+    sequence) goes again entry by entry, each all or none, none after the first refused: a filling disk
+    takes what fits and a bad entry fails alone, as when every entry was its own run."""
+    out: list[_Outcome] = []
     for job in jobs:
+        replica = job.local.replica
         try:
-            out.append(job.local.replica.append_batches(job.batches))
+            out.append(replica.append_batches(job.batches))
+        except FluvialError as e:
+            if len(job.slots) == 1:
+                out.append(e)
+                continue
+            entries: list[AppendResult | Exception] = []
+            at = 0
+            for _, _, count in job.slots:
+                if entries and isinstance(entries[-1], Exception):
+                    entries.append(entries[-1])           # after a refused entry: none (order)
+                    continue
+                try:
+                    entries.append(replica.append_batches(job.batches[at:at + count]))
+                except Exception as err:
+                    entries.append(err)
+                at += count
+            out.append(entries)
         except Exception as e:   # answered per partition on the loop
             out.append(e)
     return out
@@ -343,36 +372,50 @@ class SpuServer(srv.TwoPortServer):
             return self._append_failed(topic, p.partition_index, replica, e)
         return _AppendJob(topic, p.partition_index, local, batches)
 
-    def _finish_append(self, job: _AppendJob, outcome: AppendResult | Exception, committed: bool,
+    def _finish_append(self, job: _AppendJob, outcome: _Outcome, committed: bool,
                        answers: list[list[sp.PartitionProduceResponse | None]]) -> int:
         """On the loop again: the answer of each of the job's entries into `answers`; returns the LEO to
         wait for when the answers wait for the HW (else -1)."""
         local, replica = job.local, job.local.replica
-
-        def answer_all(resp: sp.PartitionProduceResponse) -> int:
-            for t, e, _ in job.slots:
-                answers[t][e] = resp
-            return -1
-
-        if isinstance(outcome, Exception):
-            return answer_all(self._append_failed(job.topic, job.partition, replica, outcome))
-        if local.replicated and (self.control is None or not self.control.lease_valid()):
+        if local.replicated and not isinstance(outcome, Exception) and \
+                (self.control is None or not self.control.lease_valid()):
             # the lease ran out while the append waited for the disk: written, but never acknowledged here
             # (it is not committed, and a truncation as follower removes it)
-            return answer_all(sp.PartitionProduceResponse(job.partition, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
-                                                          -1, -1, replica.log_start))
-        if outcome.records:
+            outcome = NotLeaderAnymore()
+        per_entry: list[AppendResult | Exception]
+        if isinstance(outcome, list):
+            per_entry = outcome
+        elif isinstance(outcome, Exception):
+            per_entry = [outcome] * len(job.slots)
+        else:
+            per_entry = [outcome] * len(job.slots)
+        written = [r for r in per_entry if isinstance(r, AppendResult)]
+        for r in {id(r): r for r in written}.values():
+            if r.records:
+                metrics.PRODUCED_RECORDS.inc(r.records)
+                metrics.PRODUCED_BYTES.inc(r.bytes)
+            if r.duplicate_batches:
+                metrics.PRODUCE_DUPLICATES.inc(r.duplicate_batches)
+        if any(r.records for r in written):
             local.update_hw()
             local.notify_appended()
-            metrics.PRODUCED_RECORDS.inc(outcome.records)
-            metrics.PRODUCED_BYTES.inc(outcome.bytes)
-        if outcome.duplicate_batches:
-            metrics.PRODUCE_DUPLICATES.inc(outcome.duplicate_batches)
+        failed: dict[int, sp.PartitionProduceResponse] = {}
         first = 0
-        for t, e, count in job.slots:     # each entry: the base offset of its first batch
-            answers[t][e] = sp.PartitionProduceResponse(job.partition, OK, outcome.bases[first], -1, replica.log_start)
+        for (t, e, count), r in zip(job.slots, per_entry, strict=True):
+            if isinstance(r, NotLeaderAnymore):
+                answers[t][e] = sp.PartitionProduceResponse(job.partition, WireError(ErrorCode.NOT_LEADER_FOR_PARTITION),
+                                                            -1, -1, replica.log_start)
+            elif isinstance(r, Exception):
+                if id(r) not in failed:           # one log line and one count per error, not per entry
+                    failed[id(r)] = self._append_failed(job.topic, job.partition, replica, r)
+                answers[t][e] = failed[id(r)]
+            else:                                 # the base offset of the entry's first batch
+                base = r.bases[first] if r is outcome else r.base_offset
+                answers[t][e] = sp.PartitionProduceResponse(job.partition, OK, base, -1, replica.log_start)
             first += count
-        return outcome.leo if committed else -1
+        if not committed or not written:
+            return -1
+        return max(r.leo for r in written)
 
     @staticmethod
     def _append_failed(topic: str, partition: int, replica: Replica, e: Exception) -> sp.PartitionProduceResponse:

@@ -133,7 +133,8 @@ async def _produce_entries(conn: ClientConnection, entries: list[tuple[int, byte
 async def test_entries_of_one_partition_are_one_run_with_each_entrys_base_offset(spu: SpuServer) -> None:
     """Back-to-back entries of a partition are appended as one run: each entry's answer is the base offset of
     its own first batch (a retried request with new batches behind the old: the old ones' first offsets);
-    an entry of another partition between them, or an invalid batch, is answered for what it is."""
+    an entry of another partition between them is answered for what it is, and an invalid batch fails its
+    own entry and the ones after it (order), not the ones before."""
     conn = await ClientConnection.connect("127.0.0.1", spu.public_port)
     try:
         out = await _produce_entries(conn, [(0, _batch(0)), (0, _batch(2, count=3) + _batch(5)), (1, _batch(0, pid=7)),
@@ -146,10 +147,35 @@ async def test_entries_of_one_partition_are_one_run_with_each_entrys_base_offset
         assert _duplicates() == before + 3
         corrupt = bytearray(_batch(11))
         corrupt[-1] ^= 0xFF                                   # its CRC no longer matches
-        bad = await _produce_entries(conn, [(0, _batch(11)), (0, bytes(corrupt))])
-        assert [r.error_code.ok for r in bad] == [False, False]   # validated before any is written: neither
-        assert spu.registry.get("t", 0).replica.leo == 11        # type: ignore[union-attr]
-        again = await _produce_entries(conn, [(0, _batch(11))])
-        assert [(r.error_code.ok, r.base_offset) for r in again] == [(True, 11)]
+        bad = await _produce_entries(conn, [(0, _batch(11)), (0, bytes(corrupt)), (0, _batch(13))])
+        assert [(r.error_code.ok, r.base_offset) for r in bad] == [(True, 11), (False, -1), (False, -1)]
+        assert spu.registry.get("t", 0).replica.leo == 13        # type: ignore[union-attr]
+        again = await _produce_entries(conn, [(0, _batch(11)), (0, _batch(13))])   # the client's retry
+        assert [(r.error_code.ok, r.base_offset) for r in again] == [(True, 11), (True, 13)]
     finally:
         await conn.close()
+
+
+@pytest.mark.asyncio
+async def test_entries_that_do_not_fit_together_go_in_as_far_as_they_fit(tmp_path: Path) -> None:
+    """Near the reserve, a request's entries of one partition that do not fit the headroom together are
+    appended one by one as far as they fit (each all or none); after the first refused, none (order)."""
+    from fluvial.storage import FaultPlan, FaultyFileIO
+    from fluvial.storage.fileio import FsUsage
+
+    kib = 1024
+    io = FaultyFileIO(FaultPlan(usage=FsUsage(100 * 1024 * kib, 64 * kib + 350 * kib)))
+    cfg = SpuConfig(SPU_ID, str(tmp_path), public_port=0, private_port=0, sc_port=1, reserve_bytes=64 * kib, io=io)
+    server = SpuServer(cfg)
+    await server.start()
+    server.registry.apply([i.ReplicaAssignment("t", 0, SPU_ID, [SPU_ID])], full=True)
+    conn = await ClientConnection.connect("127.0.0.1", server.public_port)
+    try:
+        big = [build_batch([(None, bytes([k]) * (100 * kib - 100))], timestamp_ms=1) for k in range(5)]
+        out = await _produce_entries(conn, [(0, one) for one in big])
+        assert [(r.error_code.ok, r.base_offset) for r in out[:3]] == [(True, 0), (True, 1), (True, 2)]
+        assert [r.error_code.code for r in out[3:]] == [ErrorCode.PARTITION_FULL] * 2
+        assert server.registry.get("t", 0).replica.leo == 3       # type: ignore[union-attr]
+    finally:
+        await conn.close()
+        await server.stop()
