@@ -96,6 +96,7 @@ SC_PRIVATE_PORT = 9004                            # SC public + 1
 SPU_BASE_ID = 5001
 SPU_BASE_PUBLIC_PORT = 9010                       # SPU N: 9010 + 10 (N - 5001); private = public + 1
 SPU_PORT_STRIDE = 10
+SERVER_GC_GEN0_THRESHOLD = 20_000                  # a server process collects young objects after this many allocations (Python: 700)
 SPU_APPEND_THREADS = 4                            # produce requests append in this many threads (one trip per request)
 HEARTBEAT_INTERVAL_SECONDS = 0.4                  # SPU -> SC, at least this often
 SPU_OFFLINE_AFTER_SECONDS = 2.0                   # SC marks an SPU offline after this silence (Fluvio: 90 s)

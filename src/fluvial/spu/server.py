@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import queue
@@ -70,6 +71,15 @@ class SpuConfig:
     evict_when_full: bool = False                   # while FULL, delete the data dir's oldest sealed segments
     smartmodule_call_budget_seconds: float = d.SMARTMODULE_CALL_BUDGET_SECONDS
     smartmodule_memory_max_bytes: int = d.SMARTMODULE_MEMORY_MAX_BYTES
+
+
+@functools.lru_cache(maxsize=16)
+def _required_codec(topic_compression: int) -> int | None:
+    """The batch compression code a topic's setting requires (None: any)."""
+    try:
+        return _TOPIC_CODEC.get(CompressionAlgorithm(topic_compression))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -274,18 +284,23 @@ class SpuServer(srv.TwoPortServer):
                     if answer is not None:
                         parts.append(answer)
                         continue
+                last = jobs[-1] if jobs else None
+                if last is not None and last.partition == p.partition_index and not req.smartmodules \
+                        and last.slots[-1][:2] == (len(answers), len(parts) - 1):
+                    # the next entry of the partition just taken (fluvial's client sends one per batch, for
+                    # each batch's offset): checked already in this loop turn; one append run with it
+                    more = self._more_batches(last, p)
+                    if isinstance(more, list):
+                        last.slots.append((len(answers), len(parts), len(more)))
+                        last.batches += more
+                        parts.append(None)
+                    else:
+                        parts.append(more)
+                    continue
                 job = self._prepare_append(topic.name, p, committed)
                 if isinstance(job, _AppendJob):
-                    last = jobs[-1] if jobs else None
-                    if last is not None and last.slots[-1][:2] == (len(answers), len(parts) - 1) \
-                            and last.partition == job.partition and not req.smartmodules:
-                        # the next entry of the same partition (fluvial's client sends one per batch, for
-                        # each batch's offset): one append run with the one before
-                        last.slots.append((len(answers), len(parts), len(job.batches)))
-                        last.batches += job.batches
-                    else:
-                        job.slots.append((len(answers), len(parts), len(job.batches)))
-                        jobs.append(job)
+                    job.slots.append((len(answers), len(parts), len(job.batches)))
+                    jobs.append(job)
                     parts.append(None)
                 else:
                     parts.append(job)
@@ -372,6 +387,19 @@ class SpuServer(srv.TwoPortServer):
             return self._append_failed(topic, p.partition_index, replica, e)
         return _AppendJob(topic, p.partition_index, local, batches)
 
+    def _more_batches(self, job: _AppendJob, p: sp.PartitionProduceData) -> list[memoryview] | sp.PartitionProduceResponse:
+        """Another entry for the partition of `job`: its batches, or its answer when it has none or they are
+        refused."""
+        replica = job.local.replica
+        try:
+            batches = b.split_batches(p.records)
+            if not batches:
+                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
+            self._check_compression(job.local, batches)
+        except Exception as e:
+            return self._append_failed(job.topic, p.partition_index, replica, e)
+        return batches
+
     def _finish_append(self, job: _AppendJob, outcome: _Outcome, committed: bool,
                        answers: list[list[sp.PartitionProduceResponse | None]]) -> int:
         """On the loop again: the answer of each of the job's entries into `answers`; returns the LEO to
@@ -432,10 +460,7 @@ class SpuServer(srv.TwoPortServer):
 
     @staticmethod
     def _check_compression(local: LocalReplica, batches: list[memoryview]) -> None:
-        try:
-            wanted = _TOPIC_CODEC.get(CompressionAlgorithm(local.assignment.compression))
-        except ValueError:
-            wanted = None
+        wanted = _required_codec(local.assignment.compression)
         for one in batches:
             if len(one) < b.HEADER_TOTAL_BYTES:
                 continue   # validation reports it precisely
