@@ -310,9 +310,9 @@ class SpuServer(srv.TwoPortServer):
             # off the event loop for every flush policy: a stalled disk must not stop heartbeats
             outcomes = await self._appends.run(_append_all, jobs)
             for job, outcome in zip(jobs, outcomes, strict=True):
-                upto = self._finish_append(job, outcome, committed, answers)
-                if upto > job.local.replica.hw:
-                    waits.extend((answers[t][e], job.local, upto) for t, e, _ in job.slots)  # type: ignore[misc]
+                for resp, upto in self._finish_append(job, outcome, committed, answers):
+                    if upto > job.local.replica.hw:
+                        waits.append((resp, job.local, upto))
         answer = sp.ProduceResponse([sp.TopicProduceResponse(topic.name, parts)  # type: ignore[arg-type]
                                      for topic, parts in zip(req.topics, answers, strict=True)], 0)
         if not waits:
@@ -401,9 +401,11 @@ class SpuServer(srv.TwoPortServer):
         return batches
 
     def _finish_append(self, job: _AppendJob, outcome: _Outcome, committed: bool,
-                       answers: list[list[sp.PartitionProduceResponse | None]]) -> int:
-        """On the loop again: the answer of each of the job's entries into `answers`; returns the LEO to
-        wait for when the answers wait for the HW (else -1)."""
+                       answers: list[list[sp.PartitionProduceResponse | None]]
+                       ) -> list[tuple[sp.PartitionProduceResponse, int]]:
+        """On the loop again: the answer of each of the job's entries into `answers`. Returns, for a
+        ReadCommitted request, the entries written (only those: a refused entry keeps its error) with the
+        LEO the HW must reach before they are answered OK."""
         local, replica = job.local, job.local.replica
         if local.replicated and not isinstance(outcome, Exception) and \
                 (self.control is None or not self.control.lease_valid()):
@@ -428,6 +430,7 @@ class SpuServer(srv.TwoPortServer):
             local.update_hw()
             local.notify_appended()
         failed: dict[int, sp.PartitionProduceResponse] = {}
+        pending: list[tuple[sp.PartitionProduceResponse, int]] = []
         first = 0
         for (t, e, count), r in zip(job.slots, per_entry, strict=True):
             if isinstance(r, NotLeaderAnymore):
@@ -439,11 +442,11 @@ class SpuServer(srv.TwoPortServer):
                 answers[t][e] = failed[id(r)]
             else:                                 # the base offset of the entry's first batch
                 base = r.bases[first] if r is outcome else r.base_offset
-                answers[t][e] = sp.PartitionProduceResponse(job.partition, OK, base, -1, replica.log_start)
+                resp = answers[t][e] = sp.PartitionProduceResponse(job.partition, OK, base, -1, replica.log_start)
+                if committed:
+                    pending.append((resp, r.leo))
             first += count
-        if not committed or not written:
-            return -1
-        return max(r.leo for r in written)
+        return pending
 
     @staticmethod
     def _append_failed(topic: str, partition: int, replica: Replica, e: Exception) -> sp.PartitionProduceResponse:
