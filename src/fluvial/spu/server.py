@@ -289,7 +289,7 @@ class SpuServer(srv.TwoPortServer):
                         and last.slots[-1][:2] == (len(answers), len(parts) - 1):
                     # the next entry of the partition just taken (fluvial's client sends one per batch, for
                     # each batch's offset): checked already in this loop turn; one append run with it
-                    more = self._more_batches(last, p)
+                    more = self._entry_batches(last.topic, last.local, p)
                     if isinstance(more, list):
                         last.slots.append((len(answers), len(parts), len(more)))
                         last.batches += more
@@ -374,30 +374,25 @@ class SpuServer(srv.TwoPortServer):
             log_start = local.replica.log_start if local is not None else -1
             return sp.PartitionProduceResponse(p.partition_index, refused, -1, -1, log_start)
         assert local is not None
-        replica = local.replica
-        try:
-            batches = b.split_batches(p.records)
-            if not batches:
-                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
-            self._check_compression(local, batches)
-            refused = replica.refusal()   # FULL or FAILED: answered here, no thread hop, no I/O
-            if refused is not None:
-                raise refused
-        except Exception as e:
-            return self._append_failed(topic, p.partition_index, replica, e)
+        batches = self._entry_batches(topic, local, p)
+        if not isinstance(batches, list):
+            return batches
+        full = local.replica.refusal()   # FULL or FAILED: answered here, no thread hop, no I/O
+        if full is not None:
+            return self._append_failed(topic, p.partition_index, local.replica, full)
         return _AppendJob(topic, p.partition_index, local, batches)
 
-    def _more_batches(self, job: _AppendJob, p: sp.PartitionProduceData) -> list[memoryview] | sp.PartitionProduceResponse:
-        """Another entry for the partition of `job`: its batches, or its answer when it has none or they are
-        refused."""
-        replica = job.local.replica
+    def _entry_batches(self, topic: str, local: LocalReplica,
+                       p: sp.PartitionProduceData) -> list[memoryview] | sp.PartitionProduceResponse:
+        """An entry's batches, or its answer when it has none or they are refused (framing, compression).
+        For a partition already taken in this loop turn, this is the whole check."""
         try:
             batches = b.split_batches(p.records)
             if not batches:
-                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, replica.log_start)
-            self._check_compression(job.local, batches)
+                return sp.PartitionProduceResponse(p.partition_index, OK, 0, -1, local.replica.log_start)
+            self._check_compression(local, batches)
         except Exception as e:
-            return self._append_failed(job.topic, p.partition_index, replica, e)
+            return self._append_failed(topic, p.partition_index, local.replica, e)
         return batches
 
     def _finish_append(self, job: _AppendJob, outcome: _Outcome, committed: bool,
@@ -412,13 +407,7 @@ class SpuServer(srv.TwoPortServer):
             # the lease ran out while the append waited for the disk: written, but never acknowledged here
             # (it is not committed, and a truncation as follower removes it)
             outcome = NotLeaderAnymore()
-        per_entry: list[AppendResult | Exception]
-        if isinstance(outcome, list):
-            per_entry = outcome
-        elif isinstance(outcome, Exception):
-            per_entry = [outcome] * len(job.slots)
-        else:
-            per_entry = [outcome] * len(job.slots)
+        per_entry = outcome if isinstance(outcome, list) else [outcome] * len(job.slots)
         written = [r for r in per_entry if isinstance(r, AppendResult)]
         for r in {id(r): r for r in written}.values():
             if r.records:
